@@ -1,0 +1,57 @@
+"""Hydra callbacks of the harness: prepare the tracking store before any job starts, and
+turn the jobs' statuses into the process exit status at the end of a run or sweep."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from experiments.job import STATUS_FILE
+from experiments.tracking import ensure_store
+
+log = logging.getLogger(__name__)
+
+# Filled at the end of a run/sweep; run.py exits non-zero when it is not empty.
+FAILED_JOBS: list[str] = []
+
+
+def _collect_statuses(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.rglob(STATUS_FILE))]
+
+
+class TrackingStoreCallback(Callback):
+    """Create/migrate the MLflow store once, in the launching process: parallel jobs creating
+    a fresh sqlite store at the same time race in its schema migration (STACK.md)."""
+
+    def _prepare(self, config: DictConfig) -> None:
+        ensure_store(config.tracking.uri, config.tracking.experiment, config.tracking.artifact_root)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._prepare(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._prepare(config)
+
+
+class JobStatusCallback(Callback):
+    """Counts failed jobs from the status files the jobs wrote (works for every launcher,
+    including ones that run jobs in other processes or on other machines)."""
+
+    def _finish(self, folder: Path) -> None:
+        statuses = _collect_statuses(folder)
+        failed = [s["label"] for s in statuses if s["status"] == "failed"]
+        skipped = [s["label"] for s in statuses if s["status"] == "skipped"]
+        FAILED_JOBS.extend(failed)
+        if len(statuses) > 1 or failed or skipped:
+            log.info("jobs: %d finished, %d skipped, %d failed%s", len(statuses) - len(failed) - len(skipped),
+                     len(skipped), len(failed), f" ({', '.join(failed)})" if failed else "")
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._finish(Path(config.hydra.run.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._finish(Path(config.hydra.sweep.dir))

@@ -1,0 +1,84 @@
+"""Typed schema of the job config, registered in Hydra's ConfigStore so that a misspelt key
+fails when the config is composed, not an hour into a sweep.
+
+The `dataset` group has its own schema (experiments.data.datasets.DatasetConfig). Model
+`params` stay open here because each model's typed __init__ is their schema: the job checks
+them against that signature before loading any data (experiments.job.check_model_params).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from experiments.data.datasets import DatasetConfig
+
+
+@dataclass
+class NetworkConfig:
+    hidden: list[int] = field(default_factory=lambda: [128])  # the paper's 128-unit hidden layer
+    init_std: float = 0.01  # the reference code's N(0, 0.01) initialisation
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 1
+    batch_size: int = 128
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    threads: int = 2
+    max_train_seconds: Optional[float] = None
+    eval_every: int = 100
+    eval_samples: int = 1000
+    log_every: int = 10
+    final_eval: bool = True
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    isolate: bool = False  # run the job in a spawned subprocess (TF: threads/devices set before import)
+    env: dict[str, str] = field(default_factory=dict)  # os.environ entries for that subprocess
+    device: str = "cpu"
+    params: Any = None  # {_target_: ..., typed kwargs of the model class}
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = MISSING
+    experiment: str = "slide-bench"
+    artifact_root: Optional[str] = None  # where a new experiment keeps artifacts (None: the server decides)
+    flush_every_s: float = 10.0  # buffered metrics are written at least this often
+
+
+@dataclass
+class PathsConfig:
+    root: str = MISSING
+    data_dir: str = MISSING
+    cache_dir: str = MISSING
+    shared_datasets: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class JobConfig:
+    seed: int = 0
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    paths: PathsConfig = MISSING
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="job_schema", node=JobConfig)
+    cs.store(group="model", name="model_schema", node=ModelConfig)
+    cs.store(group="dataset", name="dataset_schema", node=DatasetConfig)
+    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+    cs.store(group="paths", name="paths_schema", node=PathsConfig)

@@ -1,0 +1,182 @@
+"""One Hydra job = one MLflow run: build data, model and evaluator from the config, train,
+and end the run with the right status whatever happens.
+
+Isolated models (TensorFlow) run the whole job in a spawned subprocess, so that device
+visibility and thread pools are fixed before TensorFlow is imported, and a sweep of
+tf_cpu,tf_gpu in one process still gives each job its own settings. The parent creates the
+run; the child attaches to it; if the child dies without ending the run (killed by the OS,
+segfault), the parent marks it FAILED.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import multiprocessing
+import os
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.data.datasets import Dataset, load_dataset
+from experiments.data.batching import eval_subset
+from experiments.evaluation import Evaluator
+from experiments.loop import LoopSettings, train_and_evaluate
+from experiments.models.base import JobSkipped, ModelContext
+from experiments.sysinfo import git_revision, machine_tags
+from experiments.tracking import Tracker, flatten
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "job_status.json"  # written into the job's output folder; read by the sweep callback
+
+
+def check_model_params(model_cfg: DictConfig) -> None:
+    """Fail fast on a misspelt model option: compare the keys of model.params with the typed
+    __init__ of its _target_ before any data is loaded."""
+    target = model_cfg.params.get("_target_") if model_cfg.params is not None else None
+    if not target:
+        raise ValueError(f"model '{model_cfg.name}': model.params._target_ is not set")
+    signature = inspect.signature(get_class(target).__init__)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    known = set(signature.parameters) - {"self", "ctx"}
+    unknown = sorted(k for k in model_cfg.params if not k.startswith("_") and k not in known)
+    if unknown:
+        raise TypeError(f"model '{model_cfg.name}': unknown option(s) {unknown} for {target}; "
+                        f"it takes {sorted(known)}")
+
+
+def model_context(cfg: DictConfig, dataset: Dataset) -> ModelContext:
+    t = cfg.train
+    return ModelContext(n_features=dataset.n_features, n_labels=dataset.n_labels,
+                        hidden=tuple(cfg.network.hidden), lr=t.lr, beta1=t.beta1, beta2=t.beta2,
+                        eps=t.eps, seed=cfg.seed, threads=t.threads, batch_size=t.batch_size,
+                        init_std=cfg.network.init_std)
+
+
+def _train(cfg: DictConfig, tracker: Tracker, label: str) -> None:
+    dataset = load_dataset(cfg.dataset, Path(cfg.paths.cache_dir))
+    tracker.log_params({"data.n_features": dataset.n_features, "data.n_labels": dataset.n_labels,
+                        "data.n_train": dataset.train.features.n_rows,
+                        "data.n_test": dataset.test.features.n_rows})
+    model = instantiate(cfg.model.params, ctx=model_context(cfg, dataset))
+    try:
+        tracker.set_tags(model.describe())
+        subset = eval_subset(dataset.test.features.n_rows, cfg.train.eval_samples, cfg.seed)
+        evaluator = Evaluator(dataset.test.features, dataset.test.labels, subset)
+        settings = LoopSettings(epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed,
+                                eval_every=cfg.train.eval_every, log_every=cfg.train.log_every,
+                                max_train_seconds=cfg.train.max_train_seconds,
+                                final_eval=cfg.train.final_eval)
+        train_and_evaluate(model, dataset.train, evaluator, tracker, settings,
+                           show_progress=cfg.get("progress", True), label=label)
+    finally:
+        model.close()
+
+
+def run_tracked(cfg: DictConfig, tracker: Tracker, label: str) -> str:
+    """Train and end the run: finished / skipped / failed (traceback logged) / killed."""
+    try:
+        _train(cfg, tracker, label)
+    except JobSkipped as skip:
+        log.warning("%s skipped: %s", label, skip)
+        tracker.end("FINISHED", {"status": "skipped", "skip_reason": str(skip)})
+        return "skipped"
+    except KeyboardInterrupt:
+        tracker.end("KILLED", {"status": "killed"})
+        raise
+    except Exception as error:  # the sweep must go on: record and report, don't propagate
+        log.error("%s failed: %s: %s", label, type(error).__name__, error)
+        text = traceback.format_exc()
+        try:
+            tracker.log_text(text, "error/traceback.txt")
+        finally:
+            tracker.end("FAILED", {"status": "failed", "failure": f"{type(error).__name__}: {error}"[:5000]})
+        log.debug(text)
+        return "failed"
+    tracker.end("FINISHED", {"status": "finished"})
+    return "finished"
+
+
+def _isolated_main(cfg_container: dict, run_id: str, label: str) -> None:
+    """Entry point of the spawned subprocess: environment first, then everything else."""
+    cfg = OmegaConf.create(cfg_container)
+    os.environ.update({k: str(v) for k, v in cfg.model.env.items()})
+    threads = str(cfg.train.threads)
+    for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = threads
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    tracker = Tracker.attach(cfg.tracking.uri, run_id, flush_every_s=cfg.tracking.flush_every_s)
+    run_tracked(cfg, tracker, label)
+
+
+def _run_isolated(cfg: DictConfig, cfg_container: dict, tracker: Tracker, label: str) -> str:
+    process = multiprocessing.get_context("spawn").Process(
+        target=_isolated_main, args=(cfg_container, tracker.run_id, label), name=f"job-{label}")
+    process.start()
+    try:
+        process.join()
+    except KeyboardInterrupt:
+        process.join()  # the child got the same SIGINT: let it end its run as KILLED
+        tracker.end("KILLED", {"status": "killed"})
+        raise
+    run = tracker.client.get_run(tracker.run_id)
+    if run.info.status == "RUNNING":  # the child died without ending the run
+        reason = f"the job's subprocess exited with code {process.exitcode} before ending its run"
+        log.error("%s failed: %s", label, reason)
+        tracker.end("FAILED", {"status": "failed", "failure": reason})
+        return "failed"
+    return run.data.tags.get("status", "failed")
+
+
+def base_tags(cfg: DictConfig, job: dict[str, Any]) -> dict[str, str]:
+    return {
+        "model": cfg.model.name,
+        "dataset": cfg.dataset.name,
+        "device": cfg.model.device,
+        "threads": str(cfg.train.threads),
+        "git_rev": git_revision(cfg.paths.root),
+        "sweep_id": job["sweep_id"],
+        "hydra_sweep_dir": job["sweep_id"],
+        "job_num": str(job["num"]),
+        "status": "running",
+        **machine_tags(),
+    }
+
+
+def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
+    """Run one job; returns its status. `job` carries what HydraConfig knows: num, sweep_id,
+    output_dir. Never raises for a failing model (the sweep goes on); KeyboardInterrupt does."""
+    label = f"{cfg.model.name}/{cfg.dataset.name}/{job['num']}"
+    output_dir = Path(job["output_dir"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    cfg_container = OmegaConf.to_container(cfg, resolve=True)
+    tracker = Tracker.start(cfg.tracking.uri, cfg.tracking.experiment, run_name=label,
+                            tags=base_tags(cfg, job), artifact_root=cfg.tracking.get("artifact_root"),
+                            flush_every_s=cfg.tracking.flush_every_s)
+    status = "failed"
+    try:
+        tracker.log_params(flatten(cfg_container))
+        tracker.log_text(OmegaConf.to_yaml(cfg_container), "config/config.yaml")
+        check_model_params(cfg.model)
+        if cfg.model.isolate:
+            status = _run_isolated(cfg, cfg_container, tracker, label)
+        else:
+            status = run_tracked(cfg, tracker, label)
+    except KeyboardInterrupt:
+        tracker.end("KILLED", {"status": "killed"})
+        status = "killed"
+        raise
+    except Exception as error:  # bad config etc.: still one FAILED run, and the sweep goes on
+        log.error("%s failed before training: %s: %s", label, type(error).__name__, error)
+        tracker.log_text(traceback.format_exc(), "error/traceback.txt")
+        tracker.end("FAILED", {"status": "failed", "failure": f"{type(error).__name__}: {error}"[:5000]})
+        status = "failed"
+    finally:
+        (output_dir / STATUS_FILE).write_text(json.dumps({"status": status, "run_id": tracker.run_id,
+                                                          "label": label}))
+    return status

@@ -1,0 +1,118 @@
+"""numpy_dense: the dense reference model of the harness, in plain numpy/scipy.
+
+Same network shape, initial weights, loss (softmax cross-entropy with target y/|y|) and Adam
+as every other model, computed densely over all labels: the cheapest honest baseline, and a
+check that the harness path (data -> loop -> evaluation -> tracking) works without Numba or TF.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from experiments.data.csr import CSR
+from experiments.models.base import ModelContext
+from experiments.models.init import initial_weights
+
+
+def _as_scipy(x: CSR) -> sp.csr_matrix:
+    base = x.indptr[0]
+    return sp.csr_matrix((x.data, x.indices, x.indptr - base), shape=x.shape)
+
+
+def softmax_targets(y: CSR, n_rows: int) -> sp.csr_matrix:
+    """Sparse target matrix with y/|y| per row (rows without labels are all zero)."""
+    counts = y.row_counts()
+    weights = np.repeat(1.0 / np.maximum(counts, 1), counts).astype(np.float32)
+    base = y.indptr[0]
+    return sp.csr_matrix((weights, y.indices, y.indptr - base), shape=(n_rows, y.n_cols))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+class Adam:
+    """Dense Adam over a list of arrays (every weight updated every step)."""
+
+    def __init__(self, params: list[np.ndarray], ctx: ModelContext):
+        self.params = params
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+        self.lr, self.b1, self.b2, self.eps = ctx.lr, ctx.beta1, ctx.beta2, ctx.eps
+        self.t = 0
+
+    def step(self, grads: list[np.ndarray]) -> None:
+        self.t += 1
+        # bias correction folded into the step size, as in the Adam paper's efficient form
+        step = self.lr * np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            m *= self.b1
+            m += (1 - self.b1) * g
+            v *= self.b2
+            v += (1 - self.b2) * g * g
+            p -= (step * m / (np.sqrt(v) + self.eps)).astype(p.dtype)
+
+
+class NumpyDenseModel:
+    def __init__(self, ctx: ModelContext):
+        self.ctx = ctx
+        layers = initial_weights(ctx)
+        self.weights = [w for w, _ in layers]
+        self.biases = [b for _, b in layers]
+        self.adam = Adam(self.weights + self.biases, ctx)
+        self._threads = threadpool_limits(limits=ctx.threads)  # BLAS threads = train.threads
+
+    # -- the maths ------------------------------------------------------------------------
+    def _forward(self, x: CSR) -> list[np.ndarray]:
+        """Activations of every layer; the last entry is the logits."""
+        acts = []
+        h = _as_scipy(x) @ self.weights[0] + self.biases[0]
+        for w, b in zip(self.weights[1:], self.biases[1:]):
+            h = np.maximum(h, 0)
+            acts.append(h)
+            h = h @ w + b
+        acts.append(h)
+        return acts
+
+    def loss_and_grads(self, x: CSR, y: CSR) -> tuple[float, list[np.ndarray]]:
+        acts = self._forward(x)
+        logp = log_softmax(acts[-1])
+        target = softmax_targets(y, x.n_rows)
+        has_labels = (y.row_counts() > 0).astype(np.float32)[:, None]
+        n = x.n_rows
+        loss = float(-(target.multiply(logp)).sum() / n)
+        delta = (np.exp(logp) * has_labels - target.toarray()) / n  # (p - y/|y|) / batch
+        grads_w, grads_b = [None] * len(self.weights), [None] * len(self.biases)
+        for i in range(len(self.weights) - 1, 0, -1):
+            grads_w[i] = acts[i - 1].T @ delta
+            grads_b[i] = delta.sum(axis=0)
+            delta = (delta @ self.weights[i].T) * (acts[i - 1] > 0)
+        grads_w[0] = np.asarray(_as_scipy(x).T @ delta)
+        grads_b[0] = delta.sum(axis=0)
+        return loss, grads_w + grads_b
+
+    # -- the Model protocol -----------------------------------------------------------------
+    def warmup(self, x: CSR, y: CSR) -> None:
+        """Nothing is compiled in numpy."""
+
+    def train_step(self, x: CSR, y: CSR) -> float:
+        loss, grads = self.loss_and_grads(x, y)
+        self.adam.step(grads)
+        return loss
+
+    def predict_topk(self, x: CSR, k: int) -> np.ndarray:
+        logits = self._forward(x)[-1]
+        top = np.argpartition(-logits, k - 1, axis=1)[:, :k]  # no full sort over all labels
+        order = np.argsort(-np.take_along_axis(logits, top, axis=1), axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1).astype(np.int32)
+
+    def diagnostics(self) -> dict[str, float]:
+        return {}
+
+    def describe(self) -> dict[str, str]:
+        return {"optimizer": "adam_dense", "backend": "numpy+scipy"}
+
+    def close(self) -> None:
+        self._threads.restore_original_limits()

@@ -1,0 +1,45 @@
+"""Hydra entry point: compose the config, run one tracked job, hand it to the model.
+
+    python run.py                                   # one job, defaults from conf/config.yaml
+    python run.py -m model=slide,tf_cpu,tf_gpu       # a sweep: one MLflow run per job
+    python run.py -m experiment=figure3              # a preset sweep (conf/experiment/)
+
+The process exits non-zero when any job of the run or sweep failed (its MLflow run is FAILED
+with the traceback as an artifact; the other jobs still ran).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Every path in conf/ hangs off the project root, wherever the command is started from.
+os.environ.setdefault("SLIDE_BENCH_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from experiments import callbacks  # noqa: E402
+from experiments.config import register_configs  # noqa: E402
+from experiments.job import run_job  # noqa: E402
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> str:
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    job = {
+        "num": hc.job.num if multirun else 0,
+        "sweep_id": hc.sweep.dir if multirun else hc.runtime.output_dir,
+        "output_dir": hc.runtime.output_dir,
+    }
+    return run_job(cfg, job)
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(1 if callbacks.FAILED_JOBS else 0)

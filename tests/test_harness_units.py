@@ -1,0 +1,145 @@
+"""Clock, precision@k, tracker and the numpy_dense reference model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments.clock import TrainClock
+from experiments.data.csr import CSR
+from experiments.evaluation import Evaluator, precision_at_k
+from experiments.models.base import Model, ModelContext
+from experiments.models.numpy_dense import NumpyDenseModel
+from experiments.tracking import Tracker, flatten
+
+
+class FakeTimer:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_clock_counts_only_inside_blocks():
+    timer = FakeTimer()
+    clock = TrainClock(timer)
+    timer.now = 5.0  # outside: not counted
+    with clock:
+        timer.now = 7.5
+    timer.now = 100.0  # evaluation, outside
+    with clock:
+        timer.now = 101.0
+        assert clock.seconds == pytest.approx(3.5)  # includes the running block
+    assert clock.seconds == pytest.approx(3.5)
+    with pytest.raises(RuntimeError):
+        with clock:
+            with clock:
+                pass
+
+
+def reference_precision(topk, label_rows, k):
+    return np.mean([len(set(t[:k]) & set(labels)) / k for t, labels in zip(topk, label_rows)])
+
+
+def test_precision_at_k_matches_reference():
+    rng = np.random.default_rng(0)
+    n, n_labels = 300, 40
+    label_rows = [list(rng.choice(n_labels, size=rng.integers(0, 6), replace=False)) for _ in range(n)]
+    y = CSR.from_rows(label_rows, n_labels)
+    topk = np.stack([rng.permutation(n_labels)[:5] for _ in range(n)]).astype(np.int32)
+    got = precision_at_k(topk, y)
+    for k in (1, 3, 5):
+        assert got[k] == pytest.approx(reference_precision(topk, label_rows, k))
+
+
+def test_evaluator_chunks_agree_and_subset_is_used():
+    rng = np.random.default_rng(1)
+    n, n_labels = 250, 30
+    label_rows = [list(rng.choice(n_labels, size=rng.integers(1, 4), replace=False)) for _ in range(n)]
+    y = CSR.from_rows(label_rows, n_labels)
+    x = CSR.from_rows([[i % 7] for i in range(n)], 7)
+    scores = rng.standard_normal((n, n_labels))
+
+    def predict(xb, k):  # scores looked up by the row's position, via its feature = row id
+        rows = predict.rows[predict.offset:predict.offset + xb.n_rows]
+        predict.offset += xb.n_rows
+        return np.argsort(-scores[rows], axis=1)[:, :k]
+
+    expected = precision_at_k(np.argsort(-scores, axis=1)[:, :5], y)
+    for chunk in (1, 17, 1000):
+        predict.rows, predict.offset = np.arange(n), 0
+        got = Evaluator(x, y, np.arange(n), chunk_rows=chunk).evaluate_full(predict)
+        assert got["p_at_1"] == pytest.approx(expected[1]) and got["p_at_5"] == pytest.approx(expected[5])
+    subset = np.array([3, 10, 200])
+    predict.rows, predict.offset = subset, 0
+    got = Evaluator(x, y, subset).evaluate_subset(predict)
+    want = precision_at_k(np.argsort(-scores[subset], axis=1)[:, :5], y.take_rows(subset))
+    assert got["p_at_3"] == pytest.approx(want[3])
+
+
+def test_tracker_buffers_and_reads_back(mlflow_uri):
+    tracker = Tracker.start(mlflow_uri, "unit", run_name="r", tags={"model": "m"}, flush_every_s=1e9)
+    tracker.log_params(flatten({"train": {"lr": 0.1, "threads": 2}, "seed": 3}))
+    for step in range(25):
+        tracker.log_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    assert client.get_metric_history(tracker.run_id, "train/loss") == []  # still buffered
+    tracker.end("FINISHED", {"status": "finished"})
+    history = client.get_metric_history(tracker.run_id, "train/loss")
+    assert sorted(m.step for m in history) == list(range(25))
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.lr"] == "0.1" and run.data.tags["status"] == "finished"
+    tracker.end("FAILED")  # a second end changes nothing
+    assert client.get_run(tracker.run_id).info.status == "FINISHED"
+
+
+def tiny_problem(seed=0, n=12, n_features=9, n_labels=11):
+    rng = np.random.default_rng(seed)
+    rows = [list(rng.choice(n_features, size=rng.integers(0, 4), replace=False)) for _ in range(n)]
+    vals = [list(rng.random(len(r)) + 0.5) for r in rows]
+    labels = [list(rng.choice(n_labels, size=rng.integers(0, 3), replace=False)) for _ in range(n)]
+    return CSR.from_rows(rows, n_features, vals), CSR.from_rows(labels, n_labels)
+
+
+def test_numpy_dense_gradients_match_finite_differences():
+    x, y = tiny_problem()
+    ctx = ModelContext(n_features=9, n_labels=11, hidden=(6, 5), lr=1e-3, seed=1, init_std=0.5)
+    model = NumpyDenseModel(ctx)
+    model.weights = [w.astype(np.float64) for w in model.weights]
+    model.biases = [b.astype(np.float64) + 0.1 for b in model.biases]  # keep ReLUs off their kink
+    _, grads = model.loss_and_grads(x, y)
+    params = model.weights + model.biases
+    rng = np.random.default_rng(0)
+    for p, g in zip(params, grads):
+        for _ in range(6):
+            idx = tuple(rng.integers(0, s) for s in p.shape)
+            old = p[idx]
+            p[idx] = old + 1e-6
+            up, _ = model.loss_and_grads(x, y)
+            p[idx] = old - 1e-6
+            down, _ = model.loss_and_grads(x, y)
+            p[idx] = old
+            assert (up - down) / 2e-6 == pytest.approx(g[idx], rel=1e-4, abs=1e-8)
+    model.close()
+
+
+def test_numpy_dense_learns_and_predicts_sorted_topk():
+    rng = np.random.default_rng(2)
+    n_features = n_labels = 20
+    rows = [[int(c)] for c in rng.integers(0, n_features, size=400)]
+    x = CSR.from_rows(rows, n_features)
+    y = CSR.from_rows(rows, n_labels)  # label = feature: learnable exactly
+    model = NumpyDenseModel(ModelContext(n_features, n_labels, hidden=(16,), lr=0.05, seed=0))
+    assert isinstance(model, Model)
+    first = model.train_step(x, y)
+    for _ in range(60):
+        last = model.train_step(x, y)
+    assert last < first / 3
+    top = model.predict_topk(x, 5)
+    assert top.dtype == np.int32 and top.shape == (400, 5)
+    assert precision_at_k(top, y)[1] > 0.95
+    logits = model._forward(x)[-1]
+    assert np.all(np.diff(np.take_along_axis(logits, top, axis=1), axis=1) <= 0)  # best first
+    model.close()
