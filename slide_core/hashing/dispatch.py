@@ -1,0 +1,155 @@
+"""Hashing entry points: one vector (dense or sparse) into L bucket keys, and many weight
+rows at once for table (re)builds.
+
+``hash_dense_into`` / ``hash_sparse_into`` are Numba functions meant to be called from
+other kernels (the batch step calls them inside its prange, one scratch row per chunk);
+they never allocate. Their raw codes go to ``scratch_i[:K*L]``; densified families then
+fill empty bins, and each table's K codes are packed into one key (packing.py).
+
+For the same vector given densely or sparsely (indices without duplicates; for SimHash
+sorted ascending, see simhash.py) the keys are identical.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from slide_core._numba import jit, jit_parallel
+from slide_core.hashing.densify import densified_code
+from slide_core.hashing.doph import doph_dense_codes, doph_sparse_codes
+from slide_core.hashing.dwta import dwta_dense_codes, dwta_sparse_codes
+from slide_core.hashing.functions import DOPH, DWTA, SIMHASH, WTA, HashFunctions, scratch_sizes
+from slide_core.hashing.packing import add_code, finalize_key
+from slide_core.hashing.simhash import simhash_dense_codes, simhash_sparse_codes
+from slide_core.hashing.wta import wta_dense_codes, wta_sparse_codes
+
+
+@jit
+def _codes_to_keys(hf, raw, out_keys):
+    """Densify (DWTA/DOPH) and pack the K codes of every table into out_keys[:L]."""
+    n_bins = hf.K * hf.L
+    densify = hf.family == DWTA or hf.family == DOPH
+    for t in range(hf.L):
+        key = np.uint64(0)
+        for j in range(hf.K):
+            b = t * hf.K + j
+            if densify:
+                code = densified_code(raw, b, n_bins, hf.densify_a, hf.densify_c, hf.max_attempts)
+            else:
+                code = raw[b]
+            key = add_code(key, code, hf.shifts[j])
+        out_keys[t] = finalize_key(key, hf.fold, hf.range_pow)
+
+
+@jit
+def hash_dense_into(hf, vec, out_keys, scratch_f, scratch_i):
+    """Keys (int32[L]) of dense float32 vector ``vec`` (length dim) into ``out_keys``.
+
+    Scratch rows must hold at least ``scratch_sizes(hf)`` elements; contents on entry do
+    not matter. No allocation.
+    """
+    n_codes = hf.K * hf.L
+    raw = scratch_i[:n_codes]
+    if hf.family == SIMHASH:
+        simhash_dense_codes(hf, vec, scratch_f, raw)
+    elif hf.family == WTA:
+        wta_dense_codes(hf, vec, raw)
+    elif hf.family == DWTA:
+        dwta_dense_codes(hf, vec, scratch_f, raw)
+    else:
+        doph_dense_codes(hf, vec, scratch_f, scratch_i[n_codes:], raw)
+    _codes_to_keys(hf, raw, out_keys)
+
+
+@jit
+def hash_sparse_into(hf, idx, vals, out_keys, scratch_f, scratch_i):
+    """Keys of the sparse vector (idx int32[n], vals float32[n]); same contract as
+    ``hash_dense_into``. Indices must be in [0, dim) and distinct (ValueError if out of
+    range; duplicates give unspecified codes)."""
+    for k in range(idx.shape[0]):
+        if idx[k] < 0 or idx[k] >= hf.dim:
+            raise ValueError("sparse index out of range [0, dim)")
+    n_codes = hf.K * hf.L
+    raw = scratch_i[:n_codes]
+    if hf.family == SIMHASH:
+        simhash_sparse_codes(hf, idx, vals, scratch_f, raw)
+    elif hf.family == WTA:
+        wta_sparse_codes(hf, idx, vals, scratch_f, raw)
+    elif hf.family == DWTA:
+        dwta_sparse_codes(hf, idx, vals, scratch_f, raw)
+    else:
+        doph_sparse_codes(hf, idx, vals, scratch_f, scratch_i[n_codes:], raw)
+    _codes_to_keys(hf, raw, out_keys)
+
+
+@jit_parallel
+def _hash_rows_kernel(hf, W, keys, scratch_f, scratch_i):
+    n = W.shape[0]
+    n_chunks = scratch_f.shape[0]
+    per = (n + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        lo = c * per
+        hi = min(n, lo + per)
+        for i in range(lo, hi):
+            hash_dense_into(hf, W[i], keys[i], scratch_f[c], scratch_i[c])
+
+
+def _check_hf(hf) -> None:
+    if not isinstance(hf, HashFunctions):
+        raise TypeError(f"hf must be a HashFunctions (from make_hash_functions), got {type(hf).__name__}")
+
+
+def _check_vec(name: str, a, dtype, ndim: int) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must be {np.dtype(dtype).name}, got {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    return a
+
+
+def hash_rows(hf: HashFunctions, W: np.ndarray) -> np.ndarray:
+    """Keys int32[n, L] of every row of W (float32[n, dim], C-contiguous), in parallel
+    over chunks of rows: how neurons are (re)inserted from their weight vectors."""
+    _check_hf(hf)
+    _check_vec("W", W, np.float32, 2)
+    if W.shape[1] != hf.dim:
+        raise ValueError(f"W has {W.shape[1]} columns, the hash functions expect dim={hf.dim}")
+    if not W.flags.c_contiguous:
+        raise ValueError("W must be C-contiguous (rows are hashed as contiguous vectors)")
+    n = W.shape[0]
+    keys = np.empty((n, hf.L), dtype=np.int32)
+    if n == 0:
+        return keys
+    n_chunks = min(n, 8 * numba.get_num_threads())
+    n_f, n_i = scratch_sizes(hf)
+    _hash_rows_kernel(hf, W, keys, np.empty((n_chunks, n_f), np.float32), np.empty((n_chunks, n_i), np.int32))
+    return keys
+
+
+def hash_dense(hf: HashFunctions, vec: np.ndarray) -> np.ndarray:
+    """Convenience (allocates): keys int32[L] of one dense float32 vector."""
+    _check_hf(hf)
+    _check_vec("vec", vec, np.float32, 1)
+    if vec.shape[0] != hf.dim:
+        raise ValueError(f"vec has length {vec.shape[0]}, expected dim={hf.dim}")
+    n_f, n_i = scratch_sizes(hf)
+    out = np.empty(hf.L, dtype=np.int32)
+    hash_dense_into(hf, vec, out, np.empty(n_f, np.float32), np.empty(n_i, np.int32))
+    return out
+
+
+def hash_sparse(hf: HashFunctions, idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """Convenience (allocates): keys int32[L] of one sparse vector."""
+    _check_hf(hf)
+    _check_vec("idx", idx, np.int32, 1)
+    _check_vec("vals", vals, np.float32, 1)
+    if idx.shape != vals.shape:
+        raise ValueError(f"idx and vals differ in length: {idx.shape} vs {vals.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= hf.dim):
+        raise ValueError(f"sparse indices must be in [0, {hf.dim})")
+    n_f, n_i = scratch_sizes(hf)
+    out = np.empty(hf.L, dtype=np.int32)
+    hash_sparse_into(hf, idx, vals, out, np.empty(n_f, np.float32), np.empty(n_i, np.int32))
+    return out

@@ -1,0 +1,78 @@
+"""DWTA: densified winner-take-all hashing (Chen & Shrivastava 2018; SLIDE's default for
+Amazon-670K, DensifiedWtaHash.cpp).
+
+Layout (as the reference): P = ceil(n_bins * bin_size / dim) random permutations of the
+``dim`` coordinates are laid end to end; slot s of that sequence is position
+``s % bin_size`` of bin ``s // bin_size``; slots past the last of the n_bins = K*L bins are
+unused. So every bin covers ``bin_size`` coordinate slots, bins may straddle two
+permutations, and a coordinate appears in up to P bins. Stored coordinate-major:
+``bin_of[d, p]`` / ``pos_of[d, p]`` is where coordinate d sits in permutation p (bin -1 if
+unused), so a sparse input touches only its own rows.
+
+Code of a bin = position of the largest *candidate* value in it; ties go to the smallest
+position, so the code does not depend on the order coordinates are visited.
+
+Candidates are the nonzero entries only. For sparse input this is what the reference does
+(it only ever sees the nonzeros); for dense input the reference also compared the zeros,
+so the same vector hashed differently depending on its format. We treat an exact 0.0 in a
+dense vector as absent, so dense and sparse codes are identical. Negative values are
+candidates (a bin whose only nonzero is -3 has that coordinate as winner). A bin without
+candidates is empty (raw code -1) and is densified (see densify.py).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from slide_core._numba import jit
+
+
+def make_bins(rng: np.random.Generator, dim: int, n_bins: int, bin_size: int):
+    """(bin_of int32[dim, P], pos_of int32[dim, P]) for P = ceil(n_bins*bin_size/dim)."""
+    n_perm = int(math.ceil(n_bins * bin_size / dim))
+    bin_of = np.empty((dim, n_perm), dtype=np.int32)
+    pos_of = np.empty((dim, n_perm), dtype=np.int32)
+    for p in range(n_perm):
+        perm = rng.permutation(dim)
+        slot = p * dim + np.arange(dim, dtype=np.int64)
+        b = slot // bin_size
+        bin_of[perm, p] = np.where(b < n_bins, b, -1)
+        pos_of[perm, p] = slot % bin_size
+    return bin_of, pos_of
+
+
+@jit
+def _offer(hf, d, v, best, codes):
+    """Coordinate d with value v competes in every bin it occupies."""
+    for p in range(hf.n_perm):
+        b = hf.bin_of[d, p]
+        if b < 0:
+            continue
+        pos = hf.pos_of[d, p]
+        c = codes[b]
+        if c < 0 or v > best[b] or (v == best[b] and pos < c):
+            best[b] = v
+            codes[b] = pos
+
+
+@jit
+def dwta_dense_codes(hf, vec, scratch_f, codes):
+    n_bins = hf.K * hf.L
+    best = scratch_f[:n_bins]
+    codes[:n_bins] = -1
+    for d in range(hf.dim):
+        v = vec[d]
+        if v != 0:
+            _offer(hf, d, v, best, codes)
+
+
+@jit
+def dwta_sparse_codes(hf, idx, vals, scratch_f, codes):
+    n_bins = hf.K * hf.L
+    best = scratch_f[:n_bins]
+    codes[:n_bins] = -1
+    for k in range(idx.shape[0]):
+        v = vals[k]
+        if v != 0:
+            _offer(hf, idx[k], v, best, codes)

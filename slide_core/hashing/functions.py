@@ -1,0 +1,138 @@
+"""The hash-function state of one layer: ``HashFunctions``, built by ``make_hash_functions``.
+
+Paper terms -> fields: K codes per table (``K``), L tables (``L``), keys of ``range_pow``
+bits, WTA/DWTA bin size m (``bin_size``), DOPH top-k (``topk``), input dimension
+(``dim``: the layer's fan-in, since neurons are hashed by their weight vectors and inputs
+by their activations).
+
+One NamedTuple type for every family: scalar fields are Python ints (Numba int64) and
+family arrays always have the same dtype and ndim (unused ones are empty), so each kernel
+compiles once whatever the family; the family is a runtime branch.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from slide_core.hashing.densify import MAX_ATTEMPTS_LIMIT, MAX_BINS
+from slide_core.hashing.dwta import make_bins
+from slide_core.hashing.packing import PACK_EXACT, PACK_REFERENCE_LN, PACKINGS, packing_layout
+from slide_core.hashing.simhash import make_simhash
+from slide_core.hashing.wta import make_wta
+
+FAMILIES = ("simhash", "wta", "dwta", "doph")
+SIMHASH, WTA, DWTA, DOPH = 0, 1, 2, 3
+MAX_RANGE_POW = 30  # keys are int32; 2**30 buckets per table is already 4 GiB of offsets at L=1
+
+
+class HashFunctions(NamedTuple):
+    """All hash functions of one layer (K*L codes). Build with ``make_hash_functions``."""
+
+    family: int        # index into FAMILIES
+    K: int             # codes per table
+    L: int             # tables
+    dim: int           # input dimension
+    range_pow: int     # key bits: keys in [0, 2**range_pow)
+    bin_size: int      # WTA/DWTA/DOPH bin size m (codes in [0, m)); 0 for simhash
+    code_bits: int     # bits one code needs: ceil(log2(code range))
+    packing: int       # index into PACKINGS
+    fold: int          # 1 if packed codes exceed range_pow bits and are folded by mixing
+    topk: int          # DOPH: number of top coordinates hashed; 0 otherwise
+    n_perm: int        # DWTA/DOPH: number of permutations laid end to end; 0 otherwise
+    max_attempts: int  # densification retries
+    densify_a: int     # universal hash multiplier (odd, < 2**31)
+    densify_c: int     # universal hash offset (< 2**31)
+    seed: int          # the seed everything above was drawn from
+    shifts: np.ndarray      # int64[K]: left shift of code j in the packed key
+    sim_indptr: np.ndarray  # int32[dim+1] SimHash coordinate-major CSR (else int32[0])
+    sim_proj: np.ndarray    # int32[nnz] projection of each entry
+    sim_sign: np.ndarray    # float32[nnz] +-1
+    wta_idx: np.ndarray     # int32[K*L, bin_size] WTA coordinates per code (else (0, 0))
+    bin_of: np.ndarray      # int32[dim, n_perm] DWTA/DOPH bin of coordinate d in perm p, -1 unused
+    pos_of: np.ndarray      # int32[dim, n_perm] position within that bin
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be {rng}, got {value}")
+    return value
+
+
+def make_hash_functions(family: str, dim: int, K: int, L: int, range_pow: int, seed: int, *,
+                        bin_size: int = 8, simhash_density: float = 1 / 3, doph_topk: int = 30,
+                        packing: str = "exact", max_attempts: int = 100) -> HashFunctions:
+    """Draw K*L hash functions of ``family`` for ``dim``-dimensional inputs from ``seed``.
+
+    Defaults follow the reference Config.h: bin_size 8 (binsize), SimHash density 1/3
+    (Ratio 3), DOPH topk 30 (TOPK), 100 densification attempts.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if packing not in PACKINGS:
+        raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}")
+    dim = _check_int("dim", dim, 1)
+    K = _check_int("K", K, 1)
+    L = _check_int("L", L, 1)
+    range_pow = _check_int("range_pow", range_pow, 1, MAX_RANGE_POW)
+    seed = _check_int("seed", seed, 0)
+    max_attempts = _check_int("max_attempts", max_attempts, 0, MAX_ATTEMPTS_LIMIT)
+    n_codes = K * L
+    if n_codes >= MAX_BINS:
+        raise ValueError(f"K*L must be < {MAX_BINS}, got {n_codes}")
+    fam = FAMILIES.index(family)
+    if fam == SIMHASH:
+        if not 0.0 < float(simhash_density) <= 1.0:
+            raise ValueError(f"simhash_density must be in (0, 1], got {simhash_density}")
+        bin_size, code_range, topk = 0, 2, 0
+    else:
+        bin_size = _check_int("bin_size", bin_size, 2)
+        code_range = bin_size
+        topk = _check_int("doph_topk", doph_topk, 1) if fam == DOPH else 0
+    code_bits, shifts, fold = packing_layout(packing, K, code_range, range_pow)
+
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    a = int(rng.integers(1, 2**31)) | 1
+    c = int(rng.integers(0, 2**31))
+    i32_1d = np.zeros(0, dtype=np.int32)
+    i32_2d = np.zeros((0, 0), dtype=np.int32)
+    sim_indptr, sim_proj, sim_sign = i32_1d, i32_1d, np.zeros(0, dtype=np.float32)
+    wta_idx, bin_of, pos_of, n_perm = i32_2d, i32_2d, i32_2d, 0
+    if fam == SIMHASH:
+        sim_indptr, sim_proj, sim_sign = make_simhash(rng, dim, n_codes, float(simhash_density))
+    elif fam == WTA:
+        wta_idx = make_wta(rng, dim, n_codes, bin_size)
+    else:
+        bin_of, pos_of = make_bins(rng, dim, n_codes, bin_size)
+        n_perm = int(math.ceil(n_codes * bin_size / dim))
+    return HashFunctions(
+        family=fam, K=K, L=L, dim=dim, range_pow=range_pow, bin_size=bin_size,
+        code_bits=code_bits, packing=PACKINGS.index(packing), fold=fold, topk=topk,
+        n_perm=n_perm, max_attempts=max_attempts, densify_a=a, densify_c=c, seed=seed,
+        shifts=np.ascontiguousarray(shifts), sim_indptr=np.ascontiguousarray(sim_indptr),
+        sim_proj=np.ascontiguousarray(sim_proj), sim_sign=np.ascontiguousarray(sim_sign),
+        wta_idx=np.ascontiguousarray(wta_idx), bin_of=np.ascontiguousarray(bin_of),
+        pos_of=np.ascontiguousarray(pos_of))
+
+
+def scratch_sizes(hf: HashFunctions) -> tuple[int, int]:
+    """(n_float32, n_int32) scratch one hash_*_into call needs (at least 1 each).
+
+    int32 scratch holds the K*L raw codes, then (DOPH) the top-k heap's coordinates;
+    float32 scratch holds per-code accumulators/best values (SimHash, DWTA), the scattered
+    input (WTA sparse: dim floats) or the top-k heap's values (DOPH).
+    """
+    n_codes = hf.K * hf.L
+    if hf.family == SIMHASH or hf.family == DWTA:
+        n_f = n_codes
+    elif hf.family == WTA:
+        n_f = hf.dim
+    else:
+        n_f = hf.topk
+    n_i = n_codes + (hf.topk if hf.family == DOPH else 0)
+    return max(n_f, 1), max(n_i, 1)
