@@ -1,0 +1,51 @@
+"""`python -m reports {figure3,iterations,table,scaling,sublinear,all} --experiment NAME
+[--sweep-id ID|latest] [--tracking-uri URI] [--out DIR]`: reports from MLflow alone."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from reports.build import REPORTS, build
+from reports.load import get_client
+from reports.table import DEFAULT_FRACTIONS, METHODS
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m reports", description=__doc__.split(":")[1].strip())
+    p.add_argument("report", choices=[*REPORTS, "all"],
+                   help="which report; 'all' = figure3, iterations, table, plus scaling / "
+                        "sublinear when the runs vary threads / data.n_labels")
+    p.add_argument("--experiment", required=True, help="MLflow experiment name")
+    p.add_argument("--sweep-id", default=None,
+                   help="only runs with this sweep_id tag (the Hydra sweep dir); 'latest' = the "
+                        "sweep of the most recent run; default: every run of the experiment")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's "
+                        "default sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: outputs/reports/<experiment>)")
+    p.add_argument("--fractions", type=float, nargs="+", default=list(DEFAULT_FRACTIONS),
+                   help="table targets as fractions of the best final P@1 (default 0.5 0.75 0.9)")
+    p.add_argument("--method", choices=METHODS, default="interpolate",
+                   help="time to target: interpolate between eval points, or first eval at/above")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not all(0.0 < f <= 1.0 for f in args.fractions):
+        raise SystemExit(f"--fractions must lie in (0, 1], got {args.fractions}")
+    out = args.out if args.out is not None else Path("outputs", "reports", args.experiment)
+    written = build(get_client(args.tracking_uri), args.experiment, args.sweep_id, out,
+                    args.report, tuple(args.fractions), args.method)
+    for name, paths in written.items():
+        print(f"{name}: {', '.join(str(p) for p in paths)}")  # user-facing CLI output
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Load a sweep (or a whole experiment) from MLflow once and write the requested reports."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from reports import plots
+from reports.load import load_histories, load_runs
+from reports.table import DEFAULT_FRACTIONS, write_table
+
+logger = logging.getLogger(__name__)
+
+REPORTS: tuple[str, ...] = ("figure3", "iterations", "table", "scaling", "sublinear")
+
+
+def varies(runs: pd.DataFrame, column: str) -> bool:
+    """Whether the finished runs of the sweep take more than one value of `column`."""
+    done = runs[runs["status"] == "finished"]
+    return column in done.columns and done[column].nunique(dropna=True) > 1
+
+
+def auto_reports(runs: pd.DataFrame) -> list[str]:
+    """What `all` writes: always figure3, iterations and the table; scaling when threads
+    vary, sublinear when data.n_labels varies (otherwise those figures have one point)."""
+    chosen = ["figure3", "iterations", "table"]
+    if varies(runs, "threads"):
+        chosen.append("scaling")
+    if varies(runs, "data.n_labels"):
+        chosen.append("sublinear")
+    return chosen
+
+
+def write_reports(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
+                  which: Sequence[str], fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                  method: str = "interpolate") -> dict[str, list[Path]]:
+    """Writes each named report into out_dir; returns {name: paths written}."""
+    unknown = set(which) - set(REPORTS)
+    if unknown:
+        raise ValueError(f"unknown reports {sorted(unknown)}; choose from {REPORTS}")
+    written: dict[str, list[Path]] = {}
+    for name in which:
+        if name == "table":
+            written[name] = write_table(runs, histories, out_dir, fractions, method)
+        elif name == "scaling":
+            written[name] = plots.scaling(runs, histories, out_dir, fraction=fractions[len(fractions) // 2])
+        else:
+            written[name] = plots.FIGURES[name](runs, histories, out_dir)
+    return written
+
+
+def build(client: MlflowClient, experiment: str, sweep_id: str | None, out_dir: Path,
+          which: Sequence[str] | str = "all", fractions: Sequence[float] = DEFAULT_FRACTIONS,
+          method: str = "interpolate") -> dict[str, list[Path]]:
+    """Reads the runs from MLflow and writes the reports (`which="all"`: see auto_reports)."""
+    runs = load_runs(client, experiment, sweep_id)
+    if runs.empty:
+        raise ValueError(f"no runs in experiment {experiment!r}"
+                         + (f" with sweep_id {sweep_id!r}" if sweep_id else ""))
+    histories = load_histories(client, runs)
+    chosen = auto_reports(runs) if which == "all" else list(
+        [which] if isinstance(which, str) else which)
+    return write_reports(runs, histories, Path(out_dir), chosen, fractions, method)

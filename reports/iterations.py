@@ -1,0 +1,10 @@
+"""`python -m reports.iterations --experiment NAME [--sweep-id ID] [--tracking-uri URI] [--out DIR]`
+(the same as `python -m reports iterations ...`)."""
+from __future__ import annotations
+
+import sys
+
+from reports.__main__ import main
+
+if __name__ == "__main__":
+    sys.exit(main(["iterations", *sys.argv[1:]]))

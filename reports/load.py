@@ -1,0 +1,216 @@
+"""MLflow -> tidy pandas tables. The only place reports/ talks to MLflow for reading.
+
+Two tables (names follow the harness contract, /work/notes/contract.md):
+
+- ``load_runs``: one row per run. Columns: run_id, run_name, mlflow_status, start_time, the
+  contract tags (model, dataset, device, threads, sweep_id, status, reason, kind ...), every
+  metric's latest value under its MLflow name (``final/p_at_1``, ``mem/peak_rss_mb`` ...) and
+  every param under its MLflow name (``data.n_labels``, ``train.threads`` ...).
+- ``load_histories``: one row per (run_id, step) with the series in ``HISTORY_KEYS`` joined on
+  step (the contract logs eval/p_at_1 and time/train_s at the same step, so they line up).
+
+Report runs (tag kind=report, written by reports.callback) are excluded: they hold figures,
+not training.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+logger = logging.getLogger(__name__)
+
+HISTORY_KEYS: tuple[str, ...] = ("eval/p_at_1", "eval/p_at_5", "time/train_s", "train/loss")
+TAG_COLUMNS: tuple[str, ...] = (
+    "model", "dataset", "device", "threads", "cpu_model", "gpu_model", "git_rev",
+    "hydra_sweep_dir", "sweep_id", "status", "skip_reason", "failure", "kind",
+)
+# Params that are counts: parsed to nullable integers so they sort and plot as numbers.
+INT_PARAMS: tuple[str, ...] = (
+    "data.n_features", "data.n_labels", "data.n_train", "data.n_test",
+    "train.threads", "train.batch_size",
+)
+# MLflow run status -> our status vocabulary, for runs whose harness never set the tag
+# (e.g. a job killed before it could tag itself).
+_MLFLOW_STATUS: dict[str, str] = {
+    "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed",
+    "RUNNING": "running", "SCHEDULED": "running",
+}
+REPORT_KIND = "report"
+
+
+def get_client(tracking_uri: str | None = None) -> MlflowClient:
+    """A client for ``tracking_uri`` (None: MLflow's default, honouring MLFLOW_TRACKING_URI)."""
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def experiment_id(client: MlflowClient, experiment: str) -> str:
+    """The id of the experiment named ``experiment``; ValueError listing the names if absent."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise ValueError(f"no MLflow experiment named {experiment!r} at "
+                         f"{client.tracking_uri}; experiments there: {names}")
+    return found.experiment_id
+
+
+def _quote(value: str) -> str:
+    """A literal for MLflow's filter grammar (single quotes unless the value holds one)."""
+    if "'" in value and '"' in value:
+        raise ValueError(f"cannot filter on a value containing both quote kinds: {value!r}")
+    return f'"{value}"' if "'" in value else f"'{value}'"
+
+
+def search_all_runs(client: MlflowClient, exp_id: str, filter_string: str = "") -> list[Run]:
+    """Every run matching the filter, following MLflow's pagination."""
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs([exp_id], filter_string=filter_string,
+                                  max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _status(tags: dict[str, str], mlflow_status: str) -> str:
+    if tags.get("status"):
+        return tags["status"]
+    return _MLFLOW_STATUS.get(mlflow_status, mlflow_status.lower())
+
+
+def _reason(tags: dict[str, str], status: str) -> str:
+    """Why a run has no (complete) curve: the skip reason, the failure message, or ''."""
+    if status == "skipped":
+        return tags.get("skip_reason", "") or "skipped (no reason given)"
+    if status == "failed":
+        return tags.get("failure", "") or "failed (no message)"
+    if status == "killed":
+        return tags.get("failure", "") or "killed"
+    return ""
+
+
+def _run_row(run: Run) -> dict[str, object]:
+    tags = run.data.tags
+    info = run.info
+    status = _status(tags, info.status)
+    row: dict[str, object] = {
+        "run_id": info.run_id,
+        "run_name": info.run_name or tags.get("mlflow.runName", info.run_id),
+        "mlflow_status": info.status,
+        "start_time": pd.Timestamp(info.start_time, unit="ms", tz="UTC"),
+    }
+    row.update({name: tags.get(name, "") for name in TAG_COLUMNS})
+    row["status"] = status
+    row["reason"] = _reason(tags, status)
+    row.update(run.data.params)
+    row.update(run.data.metrics)
+    return row
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as numbers: threads / counts as Int64; metric columns stay float64."""
+    threads_tag = pd.to_numeric(frame["threads"].replace("", pd.NA), errors="coerce")
+    if "train.threads" in frame.columns:
+        threads_tag = threads_tag.fillna(pd.to_numeric(frame["train.threads"], errors="coerce"))
+    out = frame.assign(threads=threads_tag.astype("Int64"))
+    ints = {c: pd.to_numeric(out[c], errors="coerce").astype("Int64")
+            for c in INT_PARAMS if c in out.columns}
+    return out.assign(**ints)
+
+
+def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
+    """The runs table from MLflow Run objects (report runs dropped), oldest run first."""
+    rows = [_run_row(r) for r in runs if r.data.tags.get("kind") != REPORT_KIND]
+    columns = ["run_id", "run_name", "mlflow_status", "start_time", *TAG_COLUMNS, "reason"]
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in columns}).assign(
+            threads=pd.Series(dtype="Int64"),
+            start_time=pd.Series(dtype="datetime64[ms, UTC]"))
+    frame = pd.DataFrame(rows)
+    return _typed(frame).sort_values(["start_time", "run_name"], ignore_index=True)
+
+
+def latest_sweep_id(client: MlflowClient, exp_id: str) -> str:
+    """The sweep_id of the most recently started run that has one."""
+    page = client.search_runs([exp_id], filter_string="tags.sweep_id != ''",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if not page:
+        raise ValueError(f"no run of experiment {exp_id} carries a sweep_id tag")
+    return page[0].data.tags["sweep_id"]
+
+
+def load_runs(client: MlflowClient, experiment: str,
+              sweep_id: str | None = None) -> pd.DataFrame:
+    """One row per training run of ``experiment`` (optionally of one sweep).
+
+    ``sweep_id="latest"`` picks the sweep of the most recently started run.
+    """
+    exp_id = experiment_id(client, experiment)
+    if sweep_id == "latest":
+        sweep_id = latest_sweep_id(client, exp_id)
+    flt = f"tags.sweep_id = {_quote(sweep_id)}" if sweep_id else ""
+    frame = runs_frame(search_all_runs(client, exp_id, flt))
+    logger.info("loaded %d runs from experiment %r%s", len(frame), experiment,
+                f" sweep {sweep_id!r}" if sweep_id else "")
+    return frame
+
+
+def _series(client: MlflowClient, run_id: str, key: str) -> pd.Series:
+    """One metric's history indexed by step; a step logged twice keeps its latest value."""
+    points = client.get_metric_history(run_id, key)
+    if not points:
+        return pd.Series(dtype="float64", name=key, index=pd.Index([], dtype="int64", name="step"))
+    raw = pd.DataFrame({"step": [p.step for p in points], "ts": [p.timestamp for p in points],
+                        "value": [p.value for p in points]})
+    last = raw.sort_values(["step", "ts"], kind="stable").drop_duplicates("step", keep="last")
+    return pd.Series(last["value"].to_numpy(dtype="float64"), name=key,
+                     index=pd.Index(last["step"].to_numpy(dtype="int64"), name="step"))
+
+
+def _fill_time(frame: pd.DataFrame) -> pd.DataFrame:
+    """Training clock at steps that lack it, interpolated on step between logged clock points.
+
+    The contract logs time/train_s at every eval step, so this only matters for stores written
+    by other tools; points outside the logged clock range stay NaN.
+    """
+    known = frame["time/train_s"].notna()
+    if known.all() or known.sum() < 2:
+        return frame
+    steps = frame["step"].to_numpy(dtype="float64")
+    t = np.interp(steps, steps[known.to_numpy()], frame.loc[known, "time/train_s"].to_numpy(),
+                  left=np.nan, right=np.nan)
+    return frame.assign(**{"time/train_s": frame["time/train_s"].fillna(pd.Series(t, index=frame.index))})
+
+
+def run_history(client: MlflowClient, run_id: str,
+                keys: Sequence[str] = HISTORY_KEYS) -> pd.DataFrame:
+    """One run's series joined on step: columns run_id, step, *keys (NaN where not logged)."""
+    joined = pd.concat([_series(client, run_id, k) for k in keys], axis=1, join="outer")
+    frame = joined.reindex(columns=list(keys)).sort_index().reset_index()
+    frame = frame.rename(columns={"index": "step"}) if "step" not in frame.columns else frame
+    if "time/train_s" in frame.columns and len(frame):
+        frame = _fill_time(frame)
+    return frame.assign(run_id=run_id)[["run_id", "step", *keys]]
+
+
+def load_histories(client: MlflowClient, runs: pd.DataFrame,
+                   keys: Sequence[str] = HISTORY_KEYS) -> pd.DataFrame:
+    """One row per (run_id, step) for every run in ``runs`` (the load_runs table)."""
+    parts = [run_history(client, rid, keys) for rid in runs["run_id"]]
+    if not parts:
+        empty = {"run_id": pd.Series(dtype="str"), "step": pd.Series(dtype="int64")}
+        empty.update({k: pd.Series(dtype="float64") for k in keys})
+        return pd.DataFrame(empty)
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.astype({"step": "int64"})
+
+
+def eval_points(histories: pd.DataFrame) -> pd.DataFrame:
+    """Only the rows that carry an eval/p_at_1 value (the points of every P@1 curve)."""
+    return histories[histories["eval/p_at_1"].notna()]

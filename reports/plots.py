@@ -1,0 +1,325 @@
+"""The report figures, drawn from the tidy tables of reports.load (never from MLflow directly).
+
+- figure3: P@1 (eval subset) against the training clock time/train_s, log-scale x, one curve
+  per run, coloured by model; runs that are skipped/failed/killed or have no eval point are
+  listed under the plot with their reason. The paper's Figure 3.
+- iterations: P@1 and training loss against training iteration (does sparsity cost accuracy
+  per step?).
+- scaling: samples/s and time to a target P@1 against threads, per model (threads sweep).
+- sublinear: seconds per training sample against number of labels, log-log, per model, with
+  the fitted log-log slope in the legend (1 = linear in labels, < 1 = sub-linear).
+
+Every function returns the PNG and SVG paths it wrote. Colours are fixed per model
+(MODEL_COLOURS) so a model looks the same in every figure.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: reports run on headless machines and in Hydra callbacks
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from reports.load import eval_points  # noqa: E402
+from reports.table import DEFAULT_FRACTIONS, finished, times_to_targets  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+MODEL_COLOURS: dict[str, str] = {
+    "slide": "#d62728",        # red: the method under test
+    "tf_cpu": "#1f77b4",       # blue: dense full softmax, CPU
+    "tf_gpu": "#2ca02c",       # green: dense full softmax, GPU
+    "tf_sampled": "#9467bd",   # purple: sampled softmax
+    "numpy_dense": "#7f7f7f",  # grey: numpy dense reference
+}
+MODEL_MARKERS: dict[str, str] = {"slide": "o", "tf_cpu": "s", "tf_gpu": "^",
+                                 "tf_sampled": "D", "numpy_dense": "x"}
+# Models outside the map get a colour from this list chosen by a hash of the name, so the same
+# unknown model keeps its colour across figures and across report invocations.
+_EXTRA_COLOURS: tuple[str, ...] = ("#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+                                   "#393b79", "#637939", "#843c39")
+_LINESTYLES: tuple[str, ...] = ("-", "--", "-.", ":")
+DPI = 150
+
+
+def model_colour(model: str) -> str:
+    """The fixed colour of a model in every figure."""
+    if model in MODEL_COLOURS:
+        return MODEL_COLOURS[model]
+    return _EXTRA_COLOURS[zlib.crc32(model.encode()) % len(_EXTRA_COLOURS)]
+
+
+def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Writes <stem>.png and <stem>.svg, closes the figure, returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
+    for path in paths:
+        fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    logger.info("wrote %s", ", ".join(str(p) for p in paths))
+    return paths
+
+
+# ----------------------------------------------------------------------------- labels
+
+def _values(runs: pd.DataFrame, column: str) -> list[str]:
+    return sorted({str(v) for v in runs[column].dropna() if str(v) != ""})
+
+
+def context_text(runs: pd.DataFrame) -> str:
+    """'synthetic_tiny, 2 threads' from the runs' dataset and threads columns."""
+    datasets = _values(runs, "dataset") or ["unknown dataset"]
+    threads = sorted({int(t) for t in runs["threads"].dropna()})
+    thr = ("threads: ?" if not threads else
+           f"{threads[0]} thread{'s' if threads[0] != 1 else ''}" if len(threads) == 1 else
+           "threads " + ", ".join(map(str, threads)))
+    return f"{', '.join(datasets)}, {thr}"
+
+
+def curve_labels(runs: pd.DataFrame) -> dict[str, str]:
+    """run_id -> legend label: the model, plus threads / dataset / job when they vary."""
+    vary_threads = runs["threads"].nunique(dropna=True) > 1
+    vary_data = runs["dataset"].nunique() > 1
+    labels: dict[str, str] = {}
+    for r in runs.itertuples(index=False):
+        parts = [r.model or "?"]
+        if vary_data:
+            parts.append(r.dataset)
+        if vary_threads and not pd.isna(r.threads):
+            parts.append(f"{r.threads} thr")
+        if r.status not in ("finished", ""):
+            parts.append(f"({r.status})")
+        labels[r.run_id] = " ".join(parts)
+    counts = pd.Series(list(labels.values())).value_counts()
+    dup = set(counts[counts > 1].index)
+    names = dict(zip(runs["run_id"], runs["run_name"], strict=True))
+    # Same label twice (e.g. repeated seeds): add the job number from the run name.
+    return {rid: (f"{lab} #{names[rid].rsplit('/', 1)[-1]}" if lab in dup else lab)
+            for rid, lab in labels.items()}
+
+
+def _linestyles(runs: pd.DataFrame) -> dict[str, str]:
+    """Runs of the same model share a colour, so they get different line styles."""
+    styles: dict[str, str] = {}
+    for _, group in runs.groupby("model", sort=False):
+        for i, rid in enumerate(group["run_id"]):
+            styles[rid] = _LINESTYLES[i % len(_LINESTYLES)]
+    return styles
+
+
+def not_plotted(runs: pd.DataFrame, histories: pd.DataFrame) -> list[str]:
+    """Lines for runs without a curve: skipped/failed/killed with reason, or no eval points."""
+    has_curve = set(eval_points(histories)["run_id"])
+    lines = []
+    for r in runs.itertuples(index=False):
+        if r.status in ("skipped", "failed", "killed"):
+            lines.append(f"{r.run_name}: {r.status}: {r.reason}")
+        elif r.run_id not in has_curve:
+            lines.append(f"{r.run_name}: {r.status}: no eval/p_at_1 logged")
+    return lines
+
+
+def _figure_with_notes(notes: Sequence[str], ncols: int = 1,
+                       width: float = 8.0) -> tuple[Figure, list[plt.Axes]]:
+    """A figure with ncols plot axes and, when there are notes, a text panel under them."""
+    wrapped = [n if len(n) < 110 else n[:107] + "..." for n in notes]
+    note_h = 0.22 * (len(wrapped) + 1) if wrapped else 0.0
+    fig = plt.figure(figsize=(width, 5.0 + note_h), layout="constrained")
+    grid = fig.add_gridspec(2 if wrapped else 1, ncols,
+                            height_ratios=[5.0, note_h] if wrapped else [1.0])
+    axes = [fig.add_subplot(grid[0, i]) for i in range(ncols)]
+    if wrapped:
+        note_ax = fig.add_subplot(grid[1, :])
+        note_ax.axis("off")
+        text = "Not plotted:\n" + "\n".join(f"  {n}" for n in wrapped)
+        note_ax.text(0.0, 1.0, text, va="top", ha="left", fontsize=8,
+                     family="monospace", transform=note_ax.transAxes)
+    return fig, axes
+
+
+def model_marker(model: str) -> str:
+    """A fixed marker per model: dense models trained identically overlap per step, and the
+    markers keep both visible."""
+    return MODEL_MARKERS.get(model, "o")
+
+
+def _curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, y: str) -> int:
+    """One line per run in the runs' order (colour and marker by model, line style by run);
+    returns how many were drawn."""
+    labels, styles = curve_labels(runs), _linestyles(runs)
+    by_run = dict(tuple(points.groupby("run_id", sort=False)))
+    drawn = 0
+    for rid, model in zip(runs["run_id"], runs["model"], strict=True):
+        curve = by_run.get(rid)
+        if curve is None or curve.empty:
+            continue
+        ax.plot(curve[x], curve[y], color=model_colour(model), linestyle=styles[rid],
+                marker=model_marker(model), markersize=4, linewidth=1.6, alpha=0.9,
+                label=labels[rid])
+        drawn += 1
+    return drawn
+
+
+def _empty_message(ax: plt.Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11)
+
+
+# ----------------------------------------------------------------------------- figures
+
+def figure3(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
+            stem: str = "figure3") -> list[Path]:
+    """P@1 vs training time (log x), one curve per run; dead runs listed under the plot.
+
+    Points at training time 0 (the eval before the first step) cannot sit on a log axis and
+    are left out; the curve starts at the first eval after training began.
+    """
+    points = eval_points(histories).dropna(subset=["time/train_s"]).sort_values(["run_id", "step"])
+    points = points[points["time/train_s"] > 0]
+    fig, (ax,) = _figure_with_notes(not_plotted(runs, histories))
+    drawn = _curves(ax, runs, points, "time/train_s", "eval/p_at_1")
+    ax.set_xscale("log")
+    ax.set_xlabel("training time (s, training clock only; log scale)")
+    ax.set_ylabel("P@1 (eval subset)")
+    ax.set_title(f"P@1 vs training time — {context_text(runs)}")
+    ax.grid(True, which="both", alpha=0.3)
+    if drawn:
+        ax.legend(loc="best", fontsize=9)
+    else:
+        _empty_message(ax, "no run has eval points after training started")
+    return save(fig, out_dir, stem)
+
+
+def iterations(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
+               stem: str = "iterations") -> list[Path]:
+    """P@1 and training loss vs iteration, one curve per run (convergence parity)."""
+    evals = eval_points(histories).sort_values(["run_id", "step"])
+    losses = histories[histories["train/loss"].notna()].sort_values(["run_id", "step"])
+    fig, (ax_p, ax_l) = _figure_with_notes(not_plotted(runs, histories), ncols=2, width=12.0)
+    drawn = _curves(ax_p, runs, evals, "step", "eval/p_at_1")
+    _curves(ax_l, runs, losses, "step", "train/loss")
+    ax_p.set(xlabel="training iteration (batches)", ylabel="P@1 (eval subset)",
+             title="P@1 vs iterations")
+    ax_l.set(xlabel="training iteration (batches)", ylabel="training loss (batch mean)",
+             title="training loss vs iterations")
+    for ax in (ax_p, ax_l):
+        ax.grid(True, alpha=0.3)
+    if drawn:
+        ax_p.legend(loc="best", fontsize=9)
+    else:
+        _empty_message(ax_p, "no eval points")
+    fig.suptitle(f"Convergence per step — {context_text(runs)}")
+    return save(fig, out_dir, stem)
+
+
+def _per_model_threads(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Median of `column` per (model, threads): repeated runs collapse to one point."""
+    clean = frame.dropna(subset=["threads", column])
+    return (clean.groupby(["model", "threads"], as_index=False)[column].median()
+            .sort_values(["model", "threads"]))
+
+
+def scaling(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
+            fraction: float = 0.75, stem: str = "scaling") -> list[Path]:
+    """Core scaling: samples/s (with ideal linear scaling dashed) and time to a target P@1,
+    against threads, per model. Several runs at one (model, threads) are reduced to the median.
+    """
+    done = finished(runs)
+    speed = _per_model_threads(done, "final/samples_per_s") if "final/samples_per_s" in done else \
+        pd.DataFrame(columns=["model", "threads", "final/samples_per_s"])
+    ttt = times_to_targets(done, histories, [fraction]).merge(
+        done[["run_id", "model", "threads"]], on="run_id")
+    ttt_med = _per_model_threads(ttt, "seconds")
+    fig, (ax_s, ax_t) = _figure_with_notes(not_plotted(runs, histories), ncols=2, width=12.0)
+    for model, grp in speed.groupby("model"):
+        col = model_colour(model)
+        ax_s.plot(grp["threads"], grp["final/samples_per_s"], "-", marker=model_marker(model),
+                  color=col, label=model)
+        base = grp.iloc[0]
+        ideal = base["final/samples_per_s"] * grp["threads"] / base["threads"]
+        ax_s.plot(grp["threads"], ideal, ":", color=col, alpha=0.6)
+    for model, grp in ttt_med.groupby("model"):
+        ax_t.plot(grp["threads"], grp["seconds"], "-", marker=model_marker(model),
+                  color=model_colour(model), label=model)
+    threads = sorted({int(t) for t in runs["threads"].dropna()})
+    for ax in (ax_s, ax_t):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(threads or [1], labels=[str(t) for t in threads or [1]])
+        ax.set_xlabel("threads")
+        ax.grid(True, which="both", alpha=0.3)
+    ax_s.set_yscale("log")
+    ax_s.set(ylabel="training samples / s (final)", title="throughput (dotted: ideal linear)")
+    ax_t.set_yscale("log")
+    ax_t.set(ylabel=f"training s to P@1 ≥ {fraction:.0%} of best",
+             title=f"time to {fraction:.0%} of the best final P@1")
+    for ax in (ax_s, ax_t):
+        if ax.get_lines():
+            ax.legend(loc="best", fontsize=9)
+        else:
+            _empty_message(ax, "no finished run with data")
+    fig.suptitle(f"Core scaling — {context_text(runs)}")
+    return save(fig, out_dir, stem)
+
+
+def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of log y against log x (NaN with fewer than two distinct x)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    if np.unique(x[ok]).size < 2:
+        return math.nan
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
+def sublinear_points(runs: pd.DataFrame) -> pd.DataFrame:
+    """model, n_labels, s_per_sample (= 1 / final/samples_per_s, median over repeats)."""
+    done = finished(runs)
+    if "final/samples_per_s" not in done.columns or "data.n_labels" not in done.columns:
+        return pd.DataFrame(columns=["model", "n_labels", "s_per_sample"])
+    pts = done.assign(n_labels=done["data.n_labels"].astype("float64"),
+                      s_per_sample=1.0 / done["final/samples_per_s"])
+    pts = pts.dropna(subset=["n_labels", "s_per_sample"])
+    pts = pts[np.isfinite(pts["s_per_sample"])]
+    return (pts.groupby(["model", "n_labels"], as_index=False)["s_per_sample"].median()
+            .sort_values(["model", "n_labels"]))
+
+
+def sublinear(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
+              stem: str = "sublinear") -> list[Path]:
+    """Seconds per training sample vs number of labels, log-log, per model; legend gives the
+    fitted slope; a grey dashed guide of slope 1 (cost linear in labels) for comparison."""
+    pts = sublinear_points(runs)
+    fig, (ax,) = _figure_with_notes(not_plotted(runs, histories))
+    for model, grp in pts.groupby("model"):
+        slope = loglog_slope(grp["n_labels"].to_numpy(), grp["s_per_sample"].to_numpy())
+        label = model + ("" if math.isnan(slope) else f" (slope {slope:.2f})")
+        ax.plot(grp["n_labels"], grp["s_per_sample"], "-", marker=model_marker(model),
+                color=model_colour(model), label=label)
+    if len(pts):
+        lo, hi = pts["n_labels"].min(), pts["n_labels"].max()
+        anchor = pts[pts["n_labels"] == lo]["s_per_sample"].median()
+        ax.plot([lo, hi], [anchor, anchor * hi / lo], "--", color="#aaaaaa",
+                label="∝ labels (slope 1)")
+        ax.legend(loc="best", fontsize=9)
+    else:
+        _empty_message(ax, "no finished run with data.n_labels and final/samples_per_s")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlabel="number of labels (output layer width)",
+           ylabel="training seconds per sample (1 / final samples/s)",
+           title=f"Cost per sample vs output size — {context_text(runs)}")
+    ax.grid(True, which="both", alpha=0.3)
+    return save(fig, out_dir, stem)
+
+
+FIGURES = {"figure3": figure3, "iterations": iterations, "scaling": scaling,
+           "sublinear": sublinear}
+__all__ = ["DEFAULT_FRACTIONS", "FIGURES", "MODEL_COLOURS", "figure3", "iterations",
+           "loglog_slope", "model_colour", "model_marker", "scaling", "sublinear", "sublinear_points"]

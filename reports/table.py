@@ -1,0 +1,233 @@
+"""Time-to-accuracy table: how long each model trained to reach a target P@1, and speed-ups.
+
+Targets are fractions (default 50/75/90%) of the best final P@1 (full test set) over the
+finished runs of the same dataset in the sweep. A run's time to a target is read from its
+eval/p_at_1 curve (the fixed eval subset) against the logged training clock time/train_s:
+
+- method "interpolate" (default): the first eval point at/above the target and the one before
+  it are joined by a straight line in (time, P@1) and the crossing time is reported. This
+  removes most of the eval-interval granularity, which otherwise penalises slow models (their
+  eval points are further apart in seconds).
+- method "first": the training time of the first eval point at/above the target (an upper
+  bound, exactly a logged number).
+
+A run that never reached the target has NaN. Speed-up of a run vs baseline b at a target =
+time(b) / time(run), with b's run on the same dataset and thread count. If b never reached
+the target but the run did, the markdown shows a lower bound ">x" = b's final/train_s /
+time(run) (the CSV keeps NaN: it holds only measured ratios).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reports.load import eval_points
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FRACTIONS: tuple[float, ...] = (0.5, 0.75, 0.9)
+BASELINES: tuple[str, ...] = ("tf_cpu", "tf_gpu", "tf_sampled", "numpy_dense")
+METHODS: tuple[str, ...] = ("interpolate", "first")
+
+
+def time_to_target(times: np.ndarray, p_at_1: np.ndarray, target: float,
+                   method: str = "interpolate") -> float:
+    """Training seconds at which the curve (times ascending) first reaches ``target``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    t = np.asarray(times, dtype=np.float64)
+    p = np.asarray(p_at_1, dtype=np.float64)
+    if t.shape != p.shape or t.ndim != 1:
+        raise ValueError(f"times and p_at_1 must be 1-D and equal length: {t.shape} vs {p.shape}")
+    hit = np.flatnonzero(p >= target)
+    if hit.size == 0:
+        return math.nan
+    i = int(hit[0])
+    if method == "first" or i == 0:
+        return float(t[i])
+    # p[i-1] < target <= p[i], so the denominator is positive.
+    frac = (target - p[i - 1]) / (p[i] - p[i - 1])
+    return float(t[i - 1] + frac * (t[i] - t[i - 1]))
+
+
+def targets_by_dataset(runs: pd.DataFrame,
+                       fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[str, dict[float, float]]:
+    """{dataset: {fraction: fraction * best final P@1 of that dataset's finished runs}}."""
+    done = finished(runs)
+    if "final/p_at_1" not in done.columns:
+        return {}
+    best = done.groupby("dataset")["final/p_at_1"].max().dropna()
+    return {ds: {f: f * float(b) for f in fractions} for ds, b in best.items()}
+
+
+def finished(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs whose harness status is finished."""
+    return runs[runs["status"] == "finished"]
+
+
+def times_to_targets(runs: pd.DataFrame, histories: pd.DataFrame,
+                     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                     method: str = "interpolate") -> pd.DataFrame:
+    """Long table: run_id, fraction, target, seconds (NaN when not reached)."""
+    targets = targets_by_dataset(runs, fractions)
+    points = eval_points(histories).dropna(subset=["time/train_s"]).sort_values(["run_id", "step"])
+    by_run = dict(tuple(points.groupby("run_id")))
+    rows = []
+    for run in finished(runs).itertuples(index=False):
+        curve = by_run.get(run.run_id)
+        for frac, target in targets.get(run.dataset, {}).items():
+            secs = math.nan if curve is None else time_to_target(
+                curve["time/train_s"].to_numpy(), curve["eval/p_at_1"].to_numpy(), target, method)
+            rows.append({"run_id": run.run_id, "fraction": frac, "target": target, "seconds": secs})
+    return pd.DataFrame(rows, columns=["run_id", "fraction", "target", "seconds"])
+
+
+def _pct(frac: float) -> str:
+    return f"{frac * 100:g}%"
+
+
+def _base_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    want = {"model": "model", "run_name": "run", "dataset": "dataset", "threads": "threads",
+            "final/p_at_1": "final P@1", "final/p_at_5": "final P@5",
+            "final/samples_per_s": "samples/s", "final/train_s": "train s",
+            "mem/peak_rss_mb": "peak RSS MB"}
+    present = {k: v for k, v in want.items() if k in runs.columns}
+    out = runs[["run_id", *present]].rename(columns=present)
+    missing = {v: np.nan for k, v in want.items() if k not in runs.columns}
+    return out.assign(**missing)
+
+
+def _speedups(table: pd.DataFrame, fractions: Sequence[float]) -> pd.DataFrame:
+    """Adds 'speed-up vs <b> @<f>' columns for every baseline b present in the table."""
+    present = [b for b in BASELINES if (table["model"] == b).any()]
+    cols: dict[str, pd.Series] = {}
+    for base in present:
+        ref = table[table["model"] == base].drop_duplicates(["dataset", "threads"])
+        for frac in fractions:
+            t_col = f"t@{_pct(frac)} s"
+            ref_t = ref[["dataset", "threads", t_col]].rename(columns={t_col: "_ref"})
+            merged = table[["dataset", "threads", t_col]].merge(ref_t, how="left",
+                                                               on=["dataset", "threads"])
+            cols[f"speed-up vs {base} @{_pct(frac)}"] = pd.Series(
+                (merged["_ref"] / merged[t_col]).to_numpy(), index=table.index)
+    return table.assign(**cols)
+
+
+def time_to_accuracy_table(runs: pd.DataFrame, histories: pd.DataFrame,
+                           fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                           method: str = "interpolate") -> pd.DataFrame:
+    """One row per finished run: finals, time to each target, speed-ups vs each baseline."""
+    done = finished(runs)
+    long = times_to_targets(done, histories, fractions, method)
+    table = _base_columns(done)
+    for frac in fractions:
+        sel = long[long["fraction"] == frac][["run_id", "seconds"]]
+        table = table.merge(sel.rename(columns={"seconds": f"t@{_pct(frac)} s"}),
+                            how="left", on="run_id")
+    missing = {f"t@{_pct(f)} s": np.nan for f in fractions if f"t@{_pct(f)} s" not in table}
+    table = _speedups(table.assign(**missing), fractions)
+    return table.sort_values(["dataset", "threads", "model", "run"], ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- markdown
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "—"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _speedup_text(ratio: float, mine: float, ref_t: float, ref_total: float) -> str:
+    if not math.isnan(ratio):
+        return f"{ratio:.2f}x"
+    if not math.isnan(mine) and math.isnan(ref_t) and not math.isnan(ref_total):
+        return f">{ref_total / mine:.2f}x"
+    return "—"
+
+
+def _speedup_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """Speed-up columns as text, with '>x' lower bounds where the baseline never got there."""
+    out = table[["model", "run", "threads"]]
+    cells: dict[str, list[str]] = {}
+    for col in [c for c in table.columns if c.startswith("speed-up vs ")]:
+        base, frac_txt = col.removeprefix("speed-up vs ").split(" @")
+        t_col = f"t@{frac_txt} s"
+        ref = (table[table["model"] == base].drop_duplicates(["dataset", "threads"])
+               [["dataset", "threads", t_col, "train s"]]
+               .rename(columns={t_col: "_ref_t", "train s": "_ref_total"}))
+        merged = table[["dataset", "threads", t_col, col]].merge(ref, how="left",
+                                                                 on=["dataset", "threads"])
+        cells[col.removeprefix("speed-up ")] = [
+            _speedup_text(*map(float, vals)) for vals in
+            merged[[col, t_col, "_ref_t", "_ref_total"]].itertuples(index=False)]
+    return out.assign(**cells)
+
+
+def dead_runs_lines(runs: pd.DataFrame) -> list[str]:
+    """'run: status: reason' for every run that is not finished."""
+    dead = runs[runs["status"] != "finished"]
+    return [f"{r.run_name}: {r.status}" + (f": {r.reason}" if r.reason else "")
+            for r in dead.itertuples(index=False)]
+
+
+def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
+                fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                method: str = "interpolate") -> str:
+    """The table as a markdown document: targets, method, times, speed-ups, dead runs."""
+    targets = targets_by_dataset(runs, fractions)
+    lines = ["# Time to accuracy", ""]
+    for ds, tgs in targets.items():
+        desc = ", ".join(f"{_pct(f)} = {t:.4f}" for f, t in tgs.items())
+        lines.append(f"Targets for {ds} (fractions of the best final P@1): {desc}.")
+    lines.append(f"Times are training-clock seconds (time/train_s) at which eval/p_at_1 first "
+                 f"reached the target, method: {method}"
+                 + (" (linear between the eval points around the crossing)." if method == "interpolate"
+                    else " (first eval point at/above the target)."))
+    lines.append("")
+    main_cols = [c for c in table.columns if not c.startswith("speed-up") and c != "run_id"]
+    lines += [_markdown(table[main_cols]), ""]
+    speed = _speedup_cells(table)
+    if speed.shape[1] > 3:
+        lines += ["## Speed-ups (baseline time / run time; '>x': the baseline never reached the "
+                  "target, bound from its total training time)", "", _markdown(speed), ""]
+    dead = dead_runs_lines(runs)
+    if dead:
+        lines += ["## Runs without results", "", *[f"- {d}" for d in dead], ""]
+    return "\n".join(lines)
+
+
+def write_table(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
+                fractions: Sequence[float] = DEFAULT_FRACTIONS, method: str = "interpolate",
+                stem: str = "time_to_accuracy") -> list[Path]:
+    """Writes <stem>.csv and <stem>.md into out_dir; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = time_to_accuracy_table(runs, histories, fractions, method)
+    csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+    table.to_csv(csv_path, index=False)
+    md_path.write_text(to_markdown(table, runs, fractions, method), encoding="utf-8")
+    logger.info("wrote %s and %s", csv_path, md_path)
+    return [csv_path, md_path]
+
+
+if __name__ == "__main__":
+    from reports.__main__ import main
+
+    import sys
+
+    sys.exit(main(["table", *sys.argv[1:]]))
