@@ -1,0 +1,161 @@
+"""Adapters: the TensorFlow baselines (baselines/) behind the Model protocol.
+
+    tf_cpu      TFSoftmaxModel(ctx, device="cpu")   full softmax, oneDNN, XLA by default
+    tf_gpu      TFSoftmaxModel(ctx, device="gpu")   the same on /GPU:0; JobSkipped without a GPU
+    tf_sampled  TFSampledSoftmaxModel(ctx, ...)     tf.nn.sampled_softmax_loss, full-softmax eval
+
+TensorFlow is imported inside __init__ only, after the thread pools are chosen, so importing
+this module (as Hydra's instantiate does) costs nothing and the SLIDE path never loads TF. The
+harness runs TF jobs in a spawned subprocess (conf/model/tf_*.yaml: isolate: true) with the
+config's env (CUDA_VISIBLE_DEVICES, TF_CPP_MIN_LOG_LEVEL) set before this runs.
+Every model starts from experiments.models.init.initial_weights(ctx): the same weights as SLIDE.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+
+import numpy as np
+
+from experiments.data.csr import CSR
+from experiments.models.base import JobSkipped, ModelContext
+from experiments.models.init import initial_weights
+
+log = logging.getLogger(__name__)
+
+# Rows of sampled logits per batch row: one per (row, label) pair. Amazon-670K has ~5.4
+# labels per row; the memory guard assumes 8 so that it errs on the safe side.
+PAIRS_PER_ROW_ESTIMATE = 8
+
+
+class _TFModel:
+    """Shared set-up: threads before any op, device choice, memory guard, tags."""
+
+    name = "tf"
+
+    def _setup(self, ctx: ModelContext, device: str, inter_op_threads: int | None,
+               logit_columns: int, logit_rows: int, eval_chunk: int | None, check_memory: bool) -> None:
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+        from baselines import devices, memory
+        from baselines.dense_softmax import default_eval_chunk
+
+        self.ctx = ctx
+        self.device = device
+        self.intra_op, self.inter_op = devices.configure_threads(ctx.threads, inter_op_threads or ctx.threads)
+        self.gpu_model = None
+        self.tf_device = "/CPU:0"
+        if device == "gpu":
+            report = devices.detect_gpus()
+            if not report.names:
+                raise JobSkipped(report.reason)
+            self.gpu_model, self.tf_device = report.names[0], "/GPU:0"
+            log.info("TensorFlow on /GPU:0 (%s)", self.gpu_model)
+        self.eval_chunk = eval_chunk or default_eval_chunk(ctx.n_labels)
+        if check_memory:  # before any weight exists: refuse instead of being killed mid-run
+            est = memory.estimate(ctx.layer_sizes, ctx.batch_size, logit_columns=logit_columns,
+                                  logit_rows=logit_rows, eval_chunk=self.eval_chunk)
+            memory.check_fits(est, f"{self.name} {ctx.layer_sizes} batch {ctx.batch_size}", device)
+
+    def _adam(self):
+        from baselines.dense_softmax import AdamConfig
+
+        c = self.ctx
+        return AdamConfig(lr=c.lr, beta1=c.beta1, beta2=c.beta2, eps=c.eps)
+
+    # --- Model protocol -------------------------------------------------------------------
+    def warmup(self, x: CSR, y: CSR) -> None:
+        self.net.warmup(x, y)
+        self._sync()
+
+    def train_step(self, x: CSR, y: CSR) -> float:
+        loss = self.net.train_step(x, y)
+        self._sync()
+        return loss
+
+    def predict_topk(self, x: CSR, k: int) -> np.ndarray:
+        return self.net.predict_topk(x, k)
+
+    def diagnostics(self) -> dict[str, float]:
+        # a growing count means the step was retraced / recompiled inside the training clock
+        return {"tf/traces": float(self.net.tracing_count()),
+                "tf/input_shapes": float(len(self.net.shapes_seen))}
+
+    def describe(self) -> dict[str, str]:
+        import tensorflow as tf
+        from baselines.devices import onednn_state
+
+        tags = {
+            "device": self.device,
+            "tf_device": self.tf_device,
+            "lib.tensorflow": tf.__version__,
+            "onednn": onednn_state(),
+            "jit_compile": str(self.net.jit_compile).lower(),
+            "intra_op_threads": str(self.intra_op),
+            "inter_op_threads": str(self.inter_op),
+            "adam": "dense (fused ResourceApplyAdam, every weight every step)",
+            "first_layer": "embedding bag (gather + unsorted_segment_sum)",
+            "eval_chunk": str(self.net.eval_chunk),
+        }
+        if self.gpu_model:
+            tags["gpu_model"] = self.gpu_model
+        return tags
+
+    def close(self) -> None:
+        self.net = None
+        gc.collect()
+
+    def _sync(self) -> None:
+        if self.device == "gpu":  # the clock stops when train_step returns: the GPU must be idle
+            import tensorflow as tf
+
+            tf.test.experimental.sync_devices()
+
+
+class TFSoftmaxModel(_TFModel):
+    """Full softmax over all labels (tf_cpu, tf_gpu)."""
+
+    name = "tf_softmax"
+
+    def __init__(self, ctx: ModelContext, device: str = "cpu", jit_compile: bool = True,
+                 inter_op_threads: int | None = None, eval_chunk: int | None = None,
+                 check_memory: bool = True):
+        self._setup(ctx, device, inter_op_threads, ctx.n_labels, ctx.batch_size, eval_chunk, check_memory)
+        from baselines.dense_softmax import DenseSoftmaxNet
+
+        self.net = DenseSoftmaxNet(initial_weights(ctx), self._adam(), ctx.batch_size,
+                                   jit_compile=jit_compile, device=self.tf_device, eval_chunk=self.eval_chunk)
+
+
+class TFSampledSoftmaxModel(_TFModel):
+    """tf.nn.sampled_softmax_loss with the log-uniform sampler; n_sampled, else a fraction of
+    the labels (the reference script samples 10%)."""
+
+    name = "tf_sampled"
+
+    def __init__(self, ctx: ModelContext, n_sampled: int | None = None, sampled_fraction: float = 0.1,
+                 device: str = "cpu", jit_compile: bool = False, inter_op_threads: int | None = None,
+                 eval_chunk: int | None = None, check_memory: bool = True):
+        if n_sampled is None:
+            if not 0.0 < sampled_fraction <= 1.0:
+                raise ValueError(f"sampled_fraction must be in (0, 1], got {sampled_fraction}")
+            n_sampled = max(1, round(sampled_fraction * ctx.n_labels))
+        self.n_sampled = min(int(n_sampled), ctx.n_labels)
+        self._setup(ctx, device, inter_op_threads, self.n_sampled, ctx.batch_size * PAIRS_PER_ROW_ESTIMATE,
+                    eval_chunk, check_memory)
+        from baselines.sampled_softmax import SampledSoftmaxNet
+
+        self.net = SampledSoftmaxNet(initial_weights(ctx), self._adam(), ctx.batch_size, self.n_sampled,
+                                     seed=ctx.seed, jit_compile=jit_compile, device=self.tf_device,
+                                     eval_chunk=self.eval_chunk)
+
+    def describe(self) -> dict[str, str]:
+        tags = super().describe()
+        tags["n_sampled"] = str(self.n_sampled)
+        tags["sampler"] = "log-uniform, unique, shared by the batch (numpy twin of TF's)"
+        return tags
+
+    def diagnostics(self) -> dict[str, float]:
+        out = super().diagnostics()
+        out["tf/sampler_tries"] = float(self.net.last_tries)
+        return out
