@@ -148,7 +148,7 @@ def hash_sparse(hf: HashFunctions, idx: np.ndarray, vals: np.ndarray) -> np.ndar
     if idx.shape != vals.shape:
         raise ValueError(f"idx and vals differ in length: {idx.shape} vs {vals.shape}")
     if idx.size and (idx.min() < 0 or idx.max() >= hf.dim):
-        raise ValueError(f"sparse indices must be in [0, {hf.dim})")
+        raise ValueError(f"sparse index out of range [0, dim={hf.dim})")
     n_f, n_i = scratch_sizes(hf)
     out = np.empty(hf.L, dtype=np.int32)
     hash_sparse_into(hf, idx, vals, out, np.empty(n_f, np.float32), np.empty(n_i, np.int32))
