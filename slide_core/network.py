@@ -1,0 +1,333 @@
+"""SlideNetwork: the engine's public object (numpy in, numpy out).
+
+    net = SlideNetwork(config, initial_weights=None, seed=0, threads=2)
+    loss = net.train_batch(x, y)         # x, y: CSR-like (indptr int64, indices int32, data f32)
+    top = net.predict_topk(x, 5)         # int32 (n, 5), exact dense output by default
+    net.stats(); net.save(path); SlideNetwork.load(path)
+
+threads == 1 runs the serial kernels (bit-reproducible for a seed); threads > 1 runs the
+parallel HOGWILD kernels with one chunk of the batch per thread.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from slide_core import inference
+from slide_core.adam import adam_update
+from slide_core.config import LayerConfig, NetworkConfig
+from slide_core.hashing import HashFunctions, hash_rows, make_hash_functions
+from slide_core.layer import LayerParams, keras_weights, make_layer, neuron_rows
+from slide_core.sampling import STRATEGY_CODES
+from slide_core.schedule import maintenance_due
+from slide_core.step import (
+    PARALLEL, SERIAL, ST_ACTIVE, ST_CANDIDATES, ST_LABELS, ST_MULTS, ST_RETRIEVED, ST_SAMPLES,
+)
+from slide_core.tables import HashTables, build_tables
+from slide_core.workspace import Workspace, make_workspace
+
+log = logging.getLogger(__name__)
+
+TIMERS = ("hash_s", "tables_s", "forward_backward_s", "adam_s", "rehash_s")
+_PREDICT_STREAM = 1 << 62  # RNG stream of inference padding, apart from training batch ids
+
+
+def derive_seed(*parts: int) -> int:
+    """A 31-bit seed from integers (numpy SeedSequence), for hash functions and tables."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] >> 1)
+
+
+def _as_csr(obj, name: str, n_cols: int):
+    """(indptr int64, indices int32, data float32) views/copies of a CSR-like object."""
+    for attr in ("indptr", "indices", "data"):
+        if not hasattr(obj, attr):
+            raise TypeError(f"{name} must be CSR-like with indptr/indices/data, got {type(obj).__name__}")
+    indptr = np.ascontiguousarray(obj.indptr, dtype=np.int64)
+    lo, hi = int(indptr[0]), int(indptr[-1])
+    indices = np.ascontiguousarray(obj.indices[lo:hi] if lo else obj.indices[:hi], dtype=np.int32)
+    data = np.ascontiguousarray(obj.data[lo:hi] if lo else obj.data[:hi], dtype=np.float32)
+    if indptr.ndim != 1 or len(indptr) < 1 or np.any(np.diff(indptr) < 0):
+        raise ValueError(f"{name}.indptr must be a non-decreasing 1-D array")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_cols):
+        raise ValueError(f"{name} has column ids outside [0, {n_cols})")
+    return indptr, indices, data
+
+
+class SlideNetwork:
+    def __init__(self, config: NetworkConfig, initial_weights: list | None = None, seed: int | None = None,
+                 threads: int = 1):
+        if not isinstance(config, NetworkConfig):
+            raise TypeError(f"config must be a NetworkConfig, got {type(config).__name__}")
+        if len(config.layers) < 2:
+            raise ValueError("SlideNetwork needs at least one hidden layer before the output layer")
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.config = config
+        self.seed = config.seed if seed is None else int(seed)
+        self.threads = int(threads)
+        sizes = config.sizes
+        if initial_weights is None:
+            rng = np.random.default_rng([self.seed, 0x5EED])
+            initial_weights = [((rng.standard_normal((a, b), dtype=np.float32) * np.float32(0.01)),
+                                np.zeros(b, dtype=np.float32)) for a, b in zip(sizes[:-1], sizes[1:])]
+        if len(initial_weights) != len(config.layers):
+            raise ValueError(f"initial_weights has {len(initial_weights)} layers, config has {len(config.layers)}")
+        self.params: list[LayerParams] = []
+        for i, (W, b) in enumerate(initial_weights):
+            if tuple(np.shape(W)) != (sizes[i], sizes[i + 1]):
+                raise ValueError(f"initial_weights[{i}] W has shape {np.shape(W)}, expected {(sizes[i], sizes[i + 1])}")
+            self.params.append(make_layer(W, b, input_major=(i == 0)))
+        self.step = 0  # finished batches; batch ids are 1-based (step + 1)
+        self.rebuilds = [0] * len(config.layers)
+        self.hfs: list[HashFunctions | None] = [None] * len(config.layers)
+        self.tables: list[HashTables | None] = [None] * len(config.layers)
+        self._dummy_tables = build_tables(np.zeros((1, 1), dtype=np.int32), 1, 1, "fifo", 0)
+        self._ws: Workspace | None = None
+        self._ws_predict: dict = {}
+        self._stat_acc = np.zeros((len(config.layers), 8))
+        self._timers = dict.fromkeys(TIMERS, 0.0)
+        self._batches_since_stats = 0
+        self._samples_since_stats = 0
+        for i, cfg in enumerate(config.layers):
+            if cfg.uses_tables:
+                self._new_hash_functions(i)
+                self._rehash(i)
+        self._timers["rehash_s"] = 0.0  # initial build is set-up, not training
+
+    # ---------------------------------------------------------------- kernels / workspaces
+    @property
+    def kernels(self):
+        return PARALLEL if self.threads > 1 else SERIAL
+
+    @property
+    def n_chunks(self) -> int:
+        return self.threads
+
+    def input_major(self, i: int) -> bool:
+        return i == 0
+
+    def _workspace(self, rows: int, max_labels: int) -> Workspace:
+        ws = self._ws
+        if ws is None or ws.rows < rows or ws.label_room < max_labels or ws.n_chunks != self.n_chunks:
+            room = 8
+            while room < max_labels:
+                room *= 2
+            rows_alloc = max(rows, ws.rows if ws is not None else 0)
+            if ws is not None:
+                self._fold_stats(ws)
+            self._ws = ws = make_workspace(self.config.layers, rows_alloc, max(room, ws.label_room if ws else 0),
+                                           self.n_chunks, self.hfs)
+        return ws
+
+    def _fold_stats(self, ws: Workspace) -> None:
+        for i, lw in enumerate(ws.layers):
+            self._stat_acc[i] += lw.stats.sum(axis=0)[:8]
+            lw.stats[:] = 0.0
+
+    # ---------------------------------------------------------------- hash tables
+    def _new_hash_functions(self, i: int) -> None:
+        cfg = self.config.layers[i]
+        self.hfs[i] = make_hash_functions(
+            cfg.hash_family, self.config.sizes[i], cfg.K, cfg.L, cfg.range_pow,
+            derive_seed(self.seed, i, self.rebuilds[i]), bin_size=cfg.bin_size,
+            simhash_density=cfg.simhash_density, packing=cfg.packing)
+        self._ws = None if self._ws is None else self._ws  # scratch sizes do not change per family
+        self._ws_predict.clear()
+
+    def _rehash(self, i: int) -> None:
+        cfg = self.config.layers[i]
+        keys = hash_rows(self.hfs[i], neuron_rows(self.params[i], self.input_major(i)))
+        self.tables[i] = build_tables(keys, cfg.range_pow, cfg.bucket_capacity, cfg.insertion,
+                                      derive_seed(self.seed, i, self.step, 7))
+
+    def _maintain(self) -> None:
+        c = self.config
+        due = maintenance_due(self.step, c.schedule, c.rehash_every, c.rebuild_every, c.schedule_n0, c.schedule_lambda)
+        if due is None:
+            return
+        t0 = time.perf_counter()
+        for i, cfg in enumerate(c.layers):
+            if not cfg.uses_tables:
+                continue
+            if due == "rebuild":
+                self.rebuilds[i] += 1
+                self._new_hash_functions(i)
+            self._rehash(i)
+        self._timers["rehash_s"] += time.perf_counter() - t0
+
+    # ---------------------------------------------------------------- the batch
+    def _select(self, k, i, ws, inp, rows, force, y_ptr, y_ids, stream, timers):
+        cfg: LayerConfig = self.config.layers[i]
+        lw = ws.layers[i]
+        p = self.params[i]
+        if cfg.uses_tables:
+            t0 = time.perf_counter()
+            k.hash(self.hfs[i], *inp, lw.keys[:rows], lw.scratch_f, lw.scratch_i, ws.n_chunks)
+            if timers:
+                self._timers["hash_s"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cap = lw.ids.shape[1]
+        budget = cap if (cfg.strategy == "vanilla" and cfg.budget is None) else cfg.effective_budget
+        tables = self.tables[i] if cfg.uses_tables else self._dummy_tables
+        k.select(tables, lw.keys[:rows], STRATEGY_CODES[cfg.strategy], cap, budget, cfg.threshold,
+                 cfg.min_active, force, y_ptr, y_ids, self.seed, stream, i, p.W, p.b, self.input_major(i),
+                 *inp, lw.stamp, lw.stamp_next, lw.counts, lw.touched, lw.hist, lw.scores, lw.work,
+                 lw.ids[:rows], lw.cnt[:rows], lw.n_forced[:rows], ws.n_chunks, lw.stats)
+        if timers:
+            self._timers["tables_s"] += time.perf_counter() - t0
+
+    @staticmethod
+    def _layer_as_input(ws: Workspace, i: int, rows: int, dense: bool):
+        lw = ws.layers[i]
+        return (lw.start[:rows], lw.cnt[:rows], lw.ids[:rows].reshape(-1), lw.vals[:rows].reshape(-1), dense)
+
+    def train_batch(self, x, y) -> float:
+        """One Adam step on a batch; returns the mean loss (rows without labels count 0)."""
+        loss = self._forward_backward(x, y)
+        c = self.config
+        batch_id = self.step + 1
+        t0 = time.perf_counter()
+        lazy = c.optimizer == "lazy"
+        n_chunks = self._ws.n_chunks
+        adam_chunks = n_chunks * 4 if n_chunks > 1 else 1
+        for p in self.params:
+            adam_update(self.kernels.adam, p, batch_id, lazy, c.lr, c.beta1, c.beta2, c.eps, adam_chunks)
+        self._timers["adam_s"] += time.perf_counter() - t0
+        self.step = batch_id
+        self._batches_since_stats += 1
+        self._samples_since_stats += len(x.indptr) - 1
+        self._maintain()
+        return loss
+
+    def _forward_backward(self, x, y) -> float:
+        """Everything but the update: active sets, forward, loss, gradients left in
+        params[i].gW / gb with row stamps = step + 1. Returns the mean loss."""
+        c = self.config
+        n_out = c.layers[-1].width
+        x_ptr, x_ids, x_vals = _as_csr(x, "x", c.n_features)
+        y_ptr_in, y_ids, _ = _as_csr(y, "y", n_out)
+        rows = len(x_ptr) - 1
+        if len(y_ptr_in) - 1 != rows:
+            raise ValueError(f"x has {rows} rows but y has {len(y_ptr_in) - 1}")
+        if rows == 0:
+            raise ValueError("empty batch")
+        max_labels = int(np.diff(y_ptr_in).max())
+        ws = self._workspace(rows, max_labels)
+        np.subtract(x_ptr[:-1], x_ptr[0], out=ws.x_start[:rows])
+        np.subtract(x_ptr[1:], x_ptr[:-1], out=ws.x_cnt[:rows])
+        y_ptr = ws.y_ptr[:rows + 1]
+        np.subtract(y_ptr_in, y_ptr_in[0], out=y_ptr)
+        k = self.kernels
+        batch_id = self.step + 1
+        last = len(c.layers) - 1
+        inp = (ws.x_start[:rows], ws.x_cnt[:rows], x_ids, x_vals, False)
+        inputs = []
+        t_fb = 0.0
+        for i, cfg in enumerate(c.layers):
+            lw = ws.layers[i]
+            p = self.params[i]
+            inputs.append(inp)
+            if not cfg.dense:
+                self._select(k, i, ws, inp, rows, i == last, y_ptr, y_ids, batch_id, True)
+            t0 = time.perf_counter()
+            if i < last:
+                k.forward(p.W, p.b, self.input_major(i), True, *inp, lw.ids[:rows], lw.cnt[:rows],
+                          lw.vals[:rows], cfg.dense, ws.n_chunks, lw.stats)
+            else:
+                prev = ws.layers[i - 1]
+                k.output(p.W, p.b, *inp, prev.delta[:rows].reshape(-1), True,
+                         lw.ids[:rows], lw.cnt[:rows], lw.vals[:rows], cfg.dense, lw.n_forced[:rows],
+                         y_ptr, y_ids, 1.0 / rows, batch_id, p.gW, p.gb, p.row_stamp, p.bias_stamp,
+                         ws.losses[:rows], ws.has_grad[:rows], ws.n_chunks, lw.stats)
+            t_fb += time.perf_counter() - t0
+            inp = self._layer_as_input(ws, i, rows, cfg.dense)
+        t0 = time.perf_counter()
+        dummy = ws.layers[0].delta[:0].reshape(-1)
+        for i in range(last - 1, -1, -1):
+            cfg = c.layers[i]
+            lw = ws.layers[i]
+            p = self.params[i]
+            need = i > 0
+            i_delta = ws.layers[i - 1].delta[:rows].reshape(-1) if need else dummy
+            k.backward(p.W, p.gW, p.gb, p.row_stamp, p.bias_stamp, self.input_major(i), *inputs[i], i_delta,
+                       need, lw.ids[:rows], lw.cnt[:rows], lw.vals[:rows], cfg.dense, lw.delta[:rows],
+                       ws.has_grad[:rows], batch_id, ws.n_chunks)
+        self._timers["forward_backward_s"] += t_fb + time.perf_counter() - t0
+        return float(ws.losses[:rows].astype(np.float64).sum() / rows)
+
+    # ---------------------------------------------------------------- inference
+    def predict_topk(self, x, k: int, mode: str | None = None) -> np.ndarray:
+        """int32 (n, k): the k highest-scoring labels per row, best first. mode "dense"
+        (exact, all labels; the default) or "lsh" (only the tables' active set; rows whose
+        active set is smaller than k are padded with -1)."""
+        mode = self.config.inference if mode is None else mode
+        if mode not in ("dense", "lsh"):
+            raise ValueError(f"mode must be 'dense' or 'lsh', got {mode!r}")
+        if not isinstance(k, (int, np.integer)) or k < 1 or k > self.config.layers[-1].width:
+            raise ValueError(f"k must be an int in [1, {self.config.layers[-1].width}], got {k!r}")
+        x_ptr, x_ids, x_vals = _as_csr(x, "x", self.config.n_features)
+        if mode == "dense":
+            return inference.predict_dense(self, x_ptr, x_ids, x_vals, int(k))
+        return inference.predict_lsh(self, x_ptr, x_ids, x_vals, int(k))
+
+    def _predict_workspace(self, rows: int, dense: bool) -> Workspace:
+        key = (rows, dense, self.n_chunks)
+        ws = self._ws_predict.get(key)
+        if ws is None:
+            self._ws_predict.clear()
+            ws = make_workspace(self.config.layers, rows, 0, self.n_chunks, self.hfs, dense=dense)
+            self._ws_predict[key] = ws
+        return ws
+
+    # ---------------------------------------------------------------- diagnostics
+    def stats(self) -> dict[str, float]:
+        """Diagnostics accumulated since the last call (training batches only); resets."""
+        if self._ws is not None:
+            self._fold_stats(self._ws)
+        out: dict[str, float] = {}
+        acc = self._stat_acc
+        last = len(self.config.layers) - 1
+        total_mults = 0.0
+        for i, cfg in enumerate(self.config.layers):
+            if not cfg.dense:
+                n = max(acc[i, ST_SAMPLES], 1.0)
+                out[f"active_mean/layer{i}"] = acc[i, ST_ACTIVE] / n
+                out[f"candidates_mean/layer{i}"] = acc[i, ST_CANDIDATES] / n
+            total_mults += acc[i, ST_MULTS]
+        lcfg = self.config.layers[last]
+        out["active_out_mean"] = out.get(f"active_mean/layer{last}", float(lcfg.width))
+        if lcfg.uses_tables and acc[last, ST_LABELS] > 0:
+            out["label_recall"] = acc[last, ST_RETRIEVED] / acc[last, ST_LABELS]
+        n_samples = float(self._samples_since_stats)
+        if n_samples > 0:
+            sizes = self.config.sizes
+            out["mults_per_sample"] = total_mults / n_samples
+            # dense equivalent: the first layer's sparse-input product as run, plus every
+            # later layer in full
+            dense = acc[0, ST_MULTS] / n_samples + sum(a * b for a, b in zip(sizes[1:-1], sizes[2:]))
+            out["mults_dense_ratio"] = out["mults_per_sample"] / max(dense, 1.0)
+        out.update(self._timers)
+        out["batches"] = float(self._batches_since_stats)
+        self._stat_acc[:] = 0.0
+        self._timers = dict.fromkeys(TIMERS, 0.0)
+        self._batches_since_stats = 0
+        self._samples_since_stats = 0
+        return out
+
+    def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """[(W (n_in, n_out), b)] copies in the Keras layout."""
+        return [keras_weights(p, self.input_major(i)) for i, p in enumerate(self.params)]
+
+    # ---------------------------------------------------------------- checkpoint
+    def save(self, path) -> None:
+        from slide_core.checkpoint import save_network
+
+        save_network(self, path)
+
+    @classmethod
+    def load(cls, path, threads: int | None = None) -> "SlideNetwork":
+        from slide_core.checkpoint import load_network
+
+        return load_network(cls, path, threads)

@@ -1,0 +1,362 @@
+"""The batch step: per-layer phase kernels, each written once and compiled twice.
+
+A batch runs as a short sequence of kernels (network.py orders them), each a loop over
+chunks of the batch (`prange`, one chunk per thread) and, inside a chunk, over its samples:
+    hash      keys of each sample's input to a sparse layer           (LSH layers only)
+    select    the active set from the tables / a control strategy      (sparse layers only)
+    forward   hidden layers: active neurons' ReLU activations
+    output    output layer: logits over the active set, softmax, loss, gradient
+              (p - y/|y|) / batch, backward into its weights and into the hidden delta
+    backward  hidden layers, last to first
+    adam      after the batch, on the rows the batch touched (lazy) or on every row (dense)
+Every phase keeps the batch's rows in preallocated workspaces (network.Workspace), so no
+kernel allocates in its prange body.
+
+Each kernel is compiled twice (`slide_core.twin`): serial (n_chunks = 1, bit-reproducible for a seed)
+and parallel (HOGWILD: samples of a batch on all threads; the only races are the
+`gW[...] +=` / `gb[...] +=` gradient writes and the row stamps, which all write the same
+value). Statistics go to per-chunk rows of `stats`.
+
+Layer inputs are passed uniformly as (i_start, i_cnt, i_ids, i_vals, i_dense): sample s's
+input is entries i_start[s] .. i_start[s] + i_cnt[s] of the flat arrays i_ids/i_vals (ids
+ignored when i_dense: then entry k is coordinate k). The first layer's input is the CSR
+batch itself, a hidden layer's input is the previous layer's padded (B, cap) buffers.
+fastmath (jit_fast policy): only dot products / sums are reassociated; nothing here relies
+on inf/NaN (softmax subtracts the max of finite logits).
+"""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+from numba import prange
+
+from slide_core._numba import jit_fast
+from slide_core.adam import adam_parallel, adam_serial
+from slide_core.hashing import hash_dense_into, hash_sparse_into
+from slide_core.rng import stream_seed
+from slide_core.twin import twin
+from slide_core.sampling import (
+    ORACLE, RANDOM, STAMP_STRIDE, THRESHOLD, TOPK, VANILLA,
+    count_select, force_labels, oracle_select, pad_random, score_all, union_select,
+)
+
+# columns of the per-chunk statistics rows
+ST_SAMPLES, ST_ACTIVE, ST_LABELS, ST_RETRIEVED, ST_CANDIDATES, ST_MULTS = 0, 1, 2, 3, 4, 5
+N_STATS = 8
+
+
+@jit_fast
+def _dot(W, a, input_major, i_ids, i_vals, lo, cnt, i_dense):
+    """Pre-activation of neuron a without bias: sum_k W[a, j_k] x_k (layout-aware)."""
+    acc = np.float32(0.0)
+    if input_major:
+        for k in range(cnt):
+            j = k if i_dense else i_ids[lo + k]
+            acc += i_vals[lo + k] * W[j, a]
+    elif i_dense:
+        for k in range(cnt):
+            acc += W[a, k] * i_vals[lo + k]
+    else:
+        for k in range(cnt):
+            acc += W[a, i_ids[lo + k]] * i_vals[lo + k]
+    return acc
+
+
+@jit_fast
+def _layer_forward_row(W, b, input_major, i_ids, i_vals, lo, cnt, i_dense, ids, n, o_dense, out):
+    """out[:n] = pre-activations of the n active neurons (all of them if o_dense)."""
+    if o_dense and input_major:
+        # first layer, dense output: add whole contiguous input rows W[j] (the fast path)
+        for a in range(n):
+            out[a] = b[a]
+        for k in range(cnt):
+            j = k if i_dense else i_ids[lo + k]
+            x = i_vals[lo + k]
+            for a in range(n):
+                out[a] += x * W[j, a]
+    else:
+        for i in range(n):
+            a = i if o_dense else ids[i]
+            out[i] = b[a] + _dot(W, a, input_major, i_ids, i_vals, lo, cnt, i_dense)
+
+
+@jit_fast
+def _backprop_neuron_rows(W, gW, gb, row_stamp, bias_stamp, batch_id, ids, n, o_dense, d,
+                          i_ids, i_vals, lo, cnt, i_dense, i_delta, need_delta):
+    """Neuron-major layer: gW[a] += d_a x, gb[a] += d_a, i_delta += d_a W[a] (fused pass)."""
+    for i in range(n):
+        g = d[i]
+        if g == 0.0:
+            continue
+        a = i if o_dense else ids[i]
+        gb[a] += g
+        bias_stamp[a] = batch_id
+        row_stamp[a] = batch_id
+        if i_dense:
+            if need_delta:
+                for k in range(cnt):
+                    gW[a, k] += g * i_vals[lo + k]
+                    i_delta[lo + k] += g * W[a, k]
+            else:
+                for k in range(cnt):
+                    gW[a, k] += g * i_vals[lo + k]
+        else:
+            for k in range(cnt):
+                j = i_ids[lo + k]
+                gW[a, j] += g * i_vals[lo + k]
+                if need_delta:
+                    i_delta[lo + k] += g * W[a, j]
+
+
+@jit_fast
+def _backprop_input_rows(W, gW, gb, row_stamp, bias_stamp, batch_id, ids, n, o_dense, d,
+                         i_ids, i_vals, lo, cnt, i_dense, i_delta, need_delta):
+    """Input-major layer: gW[j] += x_j d (rows of the input features), gb += d."""
+    for i in range(n):
+        g = d[i]
+        if g != 0.0:
+            a = i if o_dense else ids[i]
+            gb[a] += g
+            bias_stamp[a] = batch_id
+    for k in range(cnt):
+        x = i_vals[lo + k]
+        j = k if i_dense else i_ids[lo + k]
+        if need_delta:
+            acc = np.float32(0.0)
+            for i in range(n):
+                a = i if o_dense else ids[i]
+                acc += W[j, a] * d[i]
+            i_delta[lo + k] += acc
+        if x == 0.0:
+            continue
+        row_stamp[j] = batch_id
+        if o_dense:
+            for a in range(n):
+                gW[j, a] += x * d[a]
+        else:
+            for i in range(n):
+                gW[j, ids[i]] += x * d[i]
+
+
+def _forward_impl(W, b, input_major, relu, i_start, i_cnt, i_ids, i_vals, i_dense,
+                  o_ids, o_cnt, o_vals, o_dense, n_chunks, stats):
+    """Hidden layer forward (or output logits at inference): o_vals[s, :o_cnt[s]]."""
+    B = i_start.shape[0]
+    width = b.shape[0]
+    for c in prange(n_chunks):
+        mults = 0.0
+        for s in range(c * B // n_chunks, (c + 1) * B // n_chunks):
+            lo = i_start[s]
+            cnt = i_cnt[s]
+            if o_dense:
+                o_cnt[s] = width
+            n = o_cnt[s]
+            out = o_vals[s]
+            _layer_forward_row(W, b, input_major, i_ids, i_vals, lo, cnt, i_dense, o_ids[s], n, o_dense, out)
+            if relu:
+                for i in range(n):
+                    if out[i] < 0.0:
+                        out[i] = 0.0
+            mults += n * cnt
+        stats[c, ST_MULTS] += mults
+
+
+def _output_impl(W, b, i_start, i_cnt, i_ids, i_vals, i_dense, i_delta, need_delta,
+                 o_ids, o_cnt, o_vals, o_dense, n_forced, y_ptr, y_ids, inv_batch, batch_id,
+                 gW, gb, row_stamp, bias_stamp, losses, has_grad, n_chunks, stats):
+    """Output layer (neuron-major): logits, softmax over the active set, loss, gradient
+    (p - y/|y|) * inv_batch, backward into gW/gb and (need_delta) the input's delta.
+
+    Sparse output: the labels are the first n_forced[s] active neurons (sampling.py).
+    Dense output: every neuron active, the labels are looked up directly (deduplicated).
+    A sample without labels has loss 0, no gradient, and touches no row.
+    """
+    B = i_start.shape[0]
+    width = b.shape[0]
+    for c in prange(n_chunks):
+        mults = 0.0
+        for s in range(c * B // n_chunks, (c + 1) * B // n_chunks):
+            lo = i_start[s]
+            cnt = i_cnt[s]
+            if o_dense:
+                o_cnt[s] = width
+            n = o_cnt[s]
+            ids = o_ids[s]
+            out = o_vals[s]
+            if need_delta:
+                for k in range(cnt):
+                    i_delta[lo + k] = 0.0
+            y_lo = y_ptr[s]
+            y_hi = y_ptr[s + 1]
+            n_lab = 0
+            if o_dense:
+                for e in range(y_lo, y_hi):
+                    dup = False
+                    for e2 in range(y_lo, e):
+                        if y_ids[e2] == y_ids[e]:
+                            dup = True
+                    if not dup:
+                        n_lab += 1
+            else:
+                n_lab = n_forced[s]
+            if n_lab == 0 or n == 0:
+                losses[s] = 0.0
+                has_grad[s] = 0
+                continue
+            has_grad[s] = 1
+            _layer_forward_row(W, b, False, i_ids, i_vals, lo, cnt, i_dense, ids, n, o_dense, out)
+            mults += n * cnt
+            zmax = out[0]
+            for i in range(1, n):
+                if out[i] > zmax:
+                    zmax = out[i]
+            # sum of the label logits before they are overwritten by probabilities
+            zlab = 0.0
+            if o_dense:
+                for e in range(y_lo, y_hi):
+                    dup = False
+                    for e2 in range(y_lo, e):
+                        if y_ids[e2] == y_ids[e]:
+                            dup = True
+                    if not dup:
+                        zlab += out[y_ids[e]] - zmax
+            else:
+                for i in range(n_lab):
+                    zlab += out[i] - zmax
+            total = 0.0
+            for i in range(n):
+                e_i = np.exp(out[i] - zmax)
+                out[i] = e_i
+                total += e_i
+            losses[s] = np.log(total) - zlab / n_lab
+            scale = np.float32(inv_batch / total)
+            for i in range(n):
+                out[i] *= scale
+            t = np.float32(inv_batch / n_lab)
+            if o_dense:
+                for e in range(y_lo, y_hi):
+                    dup = False
+                    for e2 in range(y_lo, e):
+                        if y_ids[e2] == y_ids[e]:
+                            dup = True
+                    if not dup:
+                        out[y_ids[e]] -= t
+            else:
+                for i in range(n_lab):
+                    out[i] -= t
+            _backprop_neuron_rows(W, gW, gb, row_stamp, bias_stamp, batch_id, ids, n, o_dense, out,
+                                  i_ids, i_vals, lo, cnt, i_dense, i_delta, need_delta)
+        stats[c, ST_MULTS] += mults
+
+
+def _backward_impl(W, gW, gb, row_stamp, bias_stamp, input_major,
+                   i_start, i_cnt, i_ids, i_vals, i_dense, i_delta, need_delta,
+                   o_ids, o_cnt, o_vals, o_dense, o_delta, has_grad, batch_id, n_chunks):
+    """Hidden layer backward: o_delta (dL/d activation, written by the layer above) times
+    the ReLU mask, into gW/gb and (need_delta) the input's delta."""
+    B = i_start.shape[0]
+    for c in prange(n_chunks):
+        for s in range(c * B // n_chunks, (c + 1) * B // n_chunks):
+            if has_grad[s] == 0:
+                continue
+            lo = i_start[s]
+            cnt = i_cnt[s]
+            n = o_cnt[s]
+            d = o_delta[s]
+            act = o_vals[s]
+            for i in range(n):
+                if act[i] <= 0.0:
+                    d[i] = 0.0
+            if need_delta:
+                for k in range(cnt):
+                    i_delta[lo + k] = 0.0
+            if input_major:
+                _backprop_input_rows(W, gW, gb, row_stamp, bias_stamp, batch_id, o_ids[s], n, o_dense, d,
+                                     i_ids, i_vals, lo, cnt, i_dense, i_delta, need_delta)
+            else:
+                _backprop_neuron_rows(W, gW, gb, row_stamp, bias_stamp, batch_id, o_ids[s], n, o_dense, d,
+                                      i_ids, i_vals, lo, cnt, i_dense, i_delta, need_delta)
+
+
+def _hash_impl(hf, i_start, i_cnt, i_ids, i_vals, i_dense, keys, scratch_f, scratch_i, n_chunks):
+    """keys[s] = the L bucket keys of sample s's input."""
+    B = i_start.shape[0]
+    for c in prange(n_chunks):
+        for s in range(c * B // n_chunks, (c + 1) * B // n_chunks):
+            lo = i_start[s]
+            hi = lo + i_cnt[s]
+            if i_dense:
+                hash_dense_into(hf, i_vals[lo:hi], keys[s], scratch_f[c], scratch_i[c])
+            else:
+                hash_sparse_into(hf, i_ids[lo:hi], i_vals[lo:hi], keys[s], scratch_f[c], scratch_i[c])
+
+
+def _select_impl(tables, keys, strategy, cap, budget, threshold, min_active, force, y_ptr, y_ids,
+                 seed, stream, layer_idx, W, b, input_major, i_start, i_cnt, i_ids, i_vals, i_dense,
+                 stamp, stamp_next, counts, touched, hist, scores, work,
+                 o_ids, o_cnt, n_forced, n_chunks, stats):
+    """Active set of every sample: forced labels first (training, output layer), then the
+    strategy's neurons, then random padding up to min_active. See sampling.py."""
+    B = i_start.shape[0]
+    width = b.shape[0]
+    for c in prange(n_chunks):
+        st = stamp[c]
+        n_act = 0.0
+        n_lab_tot = 0.0
+        n_ret = 0.0
+        n_cand = 0.0
+        for s in range(c * B // n_chunks, (c + 1) * B // n_chunks):
+            base = stamp_next[c]
+            stamp_next[c] = base + STAMP_STRIDE
+            out = o_ids[s]
+            n = 0
+            if force:
+                n = force_labels(y_ids, y_ptr[s], y_ptr[s + 1], st, base, out)
+            nf = n
+            retrieved = 0
+            state = stream_seed(seed, stream, s, layer_idx)
+            if strategy == VANILLA:
+                n, retrieved = union_select(tables, keys[s], st, base, out, n, min(cap, nf + budget))
+            elif strategy == THRESHOLD:
+                n, retrieved = count_select(tables, keys[s], st, base, counts[c], touched[c], hist[c],
+                                            out, n, cap, threshold, False)
+            elif strategy == TOPK:
+                n, retrieved = count_select(tables, keys[s], st, base, counts[c], touched[c], hist[c],
+                                            out, n, min(cap, nf + budget), threshold, True)
+            elif strategy == RANDOM:
+                state, n = pad_random(state, width, st, base, out, n, min(cap, nf + budget))
+            elif strategy == ORACLE:
+                lo = i_start[s]
+                score_all(W, b, input_major, i_ids, i_vals, lo, i_cnt[s], i_dense, scores[c])
+                n = oracle_select(scores[c], work[c], st, base, out, n, min(cap, nf + budget))
+            n_cand += n
+            if n < min_active:
+                state, n = pad_random(state, width, st, base, out, n, min(cap, min_active))
+            o_cnt[s] = n
+            n_forced[s] = nf
+            n_act += n
+            n_lab_tot += nf
+            n_ret += retrieved
+        stats[c, ST_SAMPLES] += (c + 1) * B // n_chunks - c * B // n_chunks
+        stats[c, ST_ACTIVE] += n_act
+        stats[c, ST_LABELS] += n_lab_tot
+        stats[c, ST_RETRIEVED] += n_ret
+        stats[c, ST_CANDIDATES] += n_cand
+
+
+forward_serial, forward_parallel = twin(_forward_impl)
+output_serial, output_parallel = twin(_output_impl)
+backward_serial, backward_parallel = twin(_backward_impl)
+hash_serial, hash_parallel = twin(_hash_impl)
+select_serial, select_parallel = twin(_select_impl)
+
+
+class Kernels(types.SimpleNamespace):
+    """One compiled variant (serial or parallel) of every phase kernel."""
+
+
+SERIAL = Kernels(forward=forward_serial, output=output_serial, backward=backward_serial,
+                 adam=adam_serial, hash=hash_serial, select=select_serial)
+PARALLEL = Kernels(forward=forward_parallel, output=output_parallel, backward=backward_parallel,
+                   adam=adam_parallel, hash=hash_parallel, select=select_parallel)

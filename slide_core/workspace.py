@@ -1,0 +1,97 @@
+"""Preallocated per-batch-shape buffers of the batch step (one LayerWork per layer).
+
+Allocated once per (batch rows, label room, chunk count) and reused for every batch of
+that shape or smaller, so the hot loop never allocates. Per-chunk arrays (first axis =
+chunk = thread) hold the dedup stamps, frequency counts, hash scratch and statistics.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from slide_core.config import LayerConfig
+from slide_core.hashing import scratch_sizes
+from slide_core.step import N_STATS
+
+
+class LayerWork(NamedTuple):
+    ids: np.ndarray  # int32 (B, cap): active neuron ids per sample (unused when dense)
+    cnt: np.ndarray  # int64 (B,): active count per sample
+    vals: np.ndarray  # float32 (B, cap): activations (hidden) / logits -> gradient (output)
+    delta: np.ndarray  # float32 (B, cap): dL/d activation (hidden layers)
+    n_forced: np.ndarray  # int64 (B,): labels forced in first (output layer)
+    keys: np.ndarray  # int32 (B, L): bucket keys of each sample's input
+    start: np.ndarray  # int64 (B,): s * cap, this layer's rows as the next layer's input
+    stamp: np.ndarray  # int64 (T, width): dedup stamps (sampling.py)
+    stamp_next: np.ndarray  # int64 (T,): next free stamp value per chunk
+    counts: np.ndarray  # int32 (T, width): bucket-hit counts (threshold / topk)
+    touched: np.ndarray  # int32 (T, L*capacity): neurons with counts > 0
+    hist: np.ndarray  # int64 (T, L+2): count histogram (topk)
+    scores: np.ndarray  # float32 (T, width): exact scores (oracle)
+    work: np.ndarray  # float32 (T, width): quickselect buffer (oracle)
+    scratch_f: np.ndarray  # float32 (T, n): hash scratch
+    scratch_i: np.ndarray  # int32 (T, n)
+    stats: np.ndarray  # float64 (T, N_STATS)
+
+
+class Workspace(NamedTuple):
+    rows: int  # batch rows it holds
+    label_room: int  # labels per sample the output layer has room for
+    n_chunks: int
+    x_start: np.ndarray  # int64 (rows,)
+    x_cnt: np.ndarray  # int64 (rows,)
+    y_ptr: np.ndarray  # int64 (rows + 1,)
+    losses: np.ndarray  # float32 (rows,)
+    has_grad: np.ndarray  # uint8 (rows,)
+    layers: tuple[LayerWork, ...]
+
+
+def _per_chunk(T: int, n: int, dtype, fill=0) -> np.ndarray:
+    return np.full((T, max(1, n)), fill, dtype=dtype)
+
+
+def make_layer_work(cfg: LayerConfig, rows: int, label_room: int, T: int, hf, dense_out: bool) -> LayerWork:
+    """Buffers for one layer. dense_out: every neuron active (sparsity 1 or dense inference)."""
+    width = cfg.width
+    cap = width if dense_out else cfg.capacity(label_room)
+    sparse = not dense_out
+    counting = sparse and cfg.strategy in ("threshold", "topk")
+    oracle = sparse and cfg.strategy == "oracle"
+    if sparse and cfg.uses_tables and hf is not None:
+        n_f, n_i = scratch_sizes(hf)
+    else:
+        n_f = n_i = 1
+    return LayerWork(
+        ids=np.zeros((rows, 1 if dense_out else cap), dtype=np.int32),
+        cnt=np.zeros(rows, dtype=np.int64),
+        vals=np.zeros((rows, cap), dtype=np.float32),
+        delta=np.zeros((rows, cap), dtype=np.float32),
+        n_forced=np.zeros(rows, dtype=np.int64),
+        keys=np.zeros((rows, cfg.L if sparse else 1), dtype=np.int32),
+        start=np.arange(rows, dtype=np.int64) * cap,
+        stamp=_per_chunk(T, width if sparse else 1, np.int64),
+        stamp_next=np.ones(T, dtype=np.int64),
+        counts=_per_chunk(T, width if counting else 1, np.int32),
+        touched=_per_chunk(T, cfg.L * cfg.bucket_capacity if counting else 1, np.int32),
+        hist=_per_chunk(T, cfg.L + 2, np.int64),
+        scores=_per_chunk(T, width if oracle else 1, np.float32),
+        work=_per_chunk(T, width if oracle else 1, np.float32),
+        scratch_f=_per_chunk(T, n_f, np.float32),
+        scratch_i=_per_chunk(T, n_i, np.int32),
+        stats=np.zeros((T, N_STATS), dtype=np.float64),
+    )
+
+
+def make_workspace(layers: tuple[LayerConfig, ...], rows: int, label_room: int, n_chunks: int,
+                   hfs: list, dense: bool = False) -> Workspace:
+    """Workspace for a batch of `rows`; dense=True computes every neuron (dense inference)."""
+    return Workspace(
+        rows=rows, label_room=label_room, n_chunks=n_chunks,
+        x_start=np.zeros(rows, dtype=np.int64), x_cnt=np.zeros(rows, dtype=np.int64),
+        y_ptr=np.zeros(rows + 1, dtype=np.int64), losses=np.zeros(rows, dtype=np.float32),
+        has_grad=np.zeros(rows, dtype=np.uint8),
+        layers=tuple(make_layer_work(cfg, rows, label_room if i == len(layers) - 1 else 0, n_chunks,
+                                     hfs[i], dense or cfg.dense)
+                     for i, cfg in enumerate(layers)),
+    )
