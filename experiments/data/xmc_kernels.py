@@ -38,7 +38,8 @@ _ZERO = 48
 # Integers saturate here while parsing, so a 40-digit id cannot overflow int64: anything
 # above it is out of range for an int32 id anyway.
 _INT_CAP = 1 << 40
-_FLOAT32_MAX = 3.4028234663852886e38
+# float32(x) is inf from here on: FLT_MAX plus half an ulp (ties round to even, i.e. up)
+_FLOAT32_OVERFLOW = 3.4028235677973366e38
 
 _njit = numba.njit(cache=True, nogil=True)
 
@@ -169,7 +170,7 @@ def _parse_float(buf, a, b):
         v = mant * 10.0 ** exp10
     else:
         v = mant / 10.0 ** (-exp10)
-    if v > _FLOAT32_MAX:  # would become inf as float32
+    if v >= _FLOAT32_OVERFLOW:
         return 0.0, 2
     return (-v if neg else v), 0
 
