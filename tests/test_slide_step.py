@@ -1,0 +1,208 @@
+"""The batch step against the numpy reference: dense equivalence, gradients, Adam, FD."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from experiments.data.csr import CSR
+from slide_core import LayerConfig, NetworkConfig, SlideNetwork
+from slide_core.adam import adam_lr, adam_parallel, adam_serial
+from tests import reference as ref
+
+N_FEAT, HID, N_OUT = 30, 16, 13  # 13: not a multiple of 8 on purpose
+
+
+def batch(seed=0, rows=9):
+    """Fixture batch with an empty input row (1) and a row without labels (2), multi-label rows."""
+    rng = np.random.default_rng(seed)
+    xr, xv, yr = [], [], []
+    for s in range(rows):
+        nnz = 0 if s == 1 else int(rng.integers(1, 7))
+        xr.append(sorted(rng.choice(N_FEAT, nnz, replace=False).tolist()))
+        xv.append(rng.uniform(0.2, 1.5, nnz).tolist())
+        yr.append([] if s == 2 else sorted(rng.choice(N_OUT, int(rng.integers(1, 4)), replace=False).tolist()))
+    return CSR.from_rows(xr, N_FEAT, xv), CSR.from_rows(yr, N_OUT)
+
+
+def weights(seed=1, std=0.3):
+    rng = np.random.default_rng(seed)
+    return [(rng.normal(0, std, (N_FEAT, HID)).astype(np.float32), rng.normal(0, 0.1, HID).astype(np.float32)),
+            (rng.normal(0, std, (HID, N_OUT)).astype(np.float32), rng.normal(0, 0.1, N_OUT).astype(np.float32))]
+
+
+def dense_net(optimizer="lazy", threads=1, lr=1e-2):
+    cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), LayerConfig(N_OUT)), lr=lr, optimizer=optimizer)
+    return SlideNetwork(cfg, initial_weights=weights(), seed=0, threads=threads)
+
+
+def f64(layers):
+    return [(W.astype(np.float64), b.astype(np.float64)) for W, b in layers]
+
+
+def test_reference_gradient_matches_finite_differences():
+    x, y = batch()
+    X, Y = x.to_dense().astype(np.float64), y.to_dense().astype(np.float64)
+    layers = f64(weights())
+    # SLIDE's active sets always hold the labels
+    actives = [None, [np.union1d([0, 3, 5, 7, 12], np.flatnonzero(Y[s])) for s in range(X.shape[0])]]
+    for act in (None, actives):
+        _, grads = ref.backward(layers, X, Y, act)
+        rng = np.random.default_rng(3)
+        for li in range(2):
+            for _ in range(6):
+                W = layers[li][0]
+                i, j = rng.integers(W.shape[0]), rng.integers(W.shape[1])
+                h = 1e-6
+                W[i, j] += h
+                lp = ref.batch_loss(layers, X, Y, act)
+                W[i, j] -= 2 * h
+                lm = ref.batch_loss(layers, X, Y, act)
+                W[i, j] += h
+                assert grads[li][0][i, j] == pytest.approx((lp - lm) / (2 * h), abs=1e-7, rel=1e-5)
+            b = layers[li][1]
+            j = rng.integers(b.shape[0])
+            b[j] += 1e-6
+            lp = ref.batch_loss(layers, X, Y, act)
+            b[j] -= 2e-6
+            lm = ref.batch_loss(layers, X, Y, act)
+            b[j] += 1e-6
+            assert grads[li][1][j] == pytest.approx((lp - lm) / 2e-6, abs=1e-7, rel=1e-5)
+
+
+def test_dense_gradients_match_reference():
+    x, y = batch()
+    net = dense_net()
+    loss = net._forward_backward(x, y)
+    ref_loss, grads = ref.backward(f64(weights()), x.to_dense().astype(np.float64), y.to_dense().astype(np.float64))
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    np.testing.assert_allclose(net.params[0].gW, grads[0][0], atol=1e-6)  # input-major = Keras layout
+    np.testing.assert_allclose(net.params[0].gb, grads[0][1], atol=1e-6)
+    np.testing.assert_allclose(net.params[1].gW, grads[1][0].T, atol=1e-6)  # neuron-major
+    np.testing.assert_allclose(net.params[1].gb, grads[1][1], atol=1e-6)
+
+
+def _touched(X, Y, grads):
+    """Rows the lazy step touches: features present in labelled rows; neurons with gradient."""
+    lab = Y.sum(axis=1) > 0
+    rows0 = np.flatnonzero((X[lab] != 0).any(axis=0))
+    b0 = np.flatnonzero(grads[0][1] != 0)
+    rows1 = np.flatnonzero((grads[1][0] != 0).any(axis=0))
+    return rows0, b0, rows1
+
+
+@pytest.mark.parametrize("optimizer", ["lazy", "dense"])
+def test_dense_steps_equal_reference_adam(optimizer):
+    net = dense_net(optimizer)
+    layers = f64(weights())
+    moments = [[np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)] for W, b in layers]
+    for t in range(1, 4):
+        x, y = batch(seed=t)
+        X, Y = x.to_dense().astype(np.float64), y.to_dense().astype(np.float64)
+        loss = net.train_batch(x, y)
+        ref_loss, grads = ref.backward(layers, X, Y)
+        assert loss == pytest.approx(ref_loss, rel=1e-5)
+        rows0, b0, rows1 = _touched(X, Y, grads)
+        touched = [(rows0, b0), (rows1, rows1)]
+        new = []
+        for li, ((W, b), (gW, gb)) in enumerate(zip(layers, grads)):
+            mW, vW, mb, vb = moments[li]
+            if optimizer == "dense":
+                W, mW, vW = ref.adam_dense(W, mW, vW, gW, t, 1e-2, 0.9, 0.999, 1e-8)
+                b, mb, vb = ref.adam_dense(b, mb, vb, gb, t, 1e-2, 0.9, 0.999, 1e-8)
+            else:
+                rw, rb = touched[li]
+                # W rows are axis 0 of the stored layout: input rows for layer 0, neurons for layer 1
+                if li == 0:
+                    W, mW, vW = ref.adam_lazy(W, mW, vW, gW, rw, t, 1e-2, 0.9, 0.999, 1e-8)
+                else:
+                    WT, mT, vT = ref.adam_lazy(W.T, mW.T, vW.T, gW.T, rw, t, 1e-2, 0.9, 0.999, 1e-8)
+                    W, mW, vW = WT.T, mT.T, vT.T
+                b, mb, vb = ref.adam_lazy(b, mb, vb, gb, rb, t, 1e-2, 0.9, 0.999, 1e-8)
+            moments[li] = [mW, vW, mb, vb]
+            new.append((W, b))
+        layers = new
+        for (W, b), (Wk, bk) in zip(layers, net.weights()):
+            np.testing.assert_allclose(Wk, W, atol=2e-6)
+            np.testing.assert_allclose(bk, b, atol=2e-6)
+
+
+def test_sparse_output_gradients_match_reference_on_its_active_sets():
+    """Random-strategy output layer: the kernel's gradient equals the reference's restricted
+    to the active sets the kernel chose (labels included)."""
+    cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), LayerConfig(N_OUT, sparsity=0.3, strategy="random")),
+                        lr=1e-2)
+    net = SlideNetwork(cfg, initial_weights=weights(), seed=0, threads=1)
+    x, y = batch()
+    loss = net._forward_backward(x, y)
+    lw = net._ws.layers[1]
+    rows = x.n_rows
+    actives = [None, [lw.ids[s, :lw.cnt[s]].copy() for s in range(rows)]]
+    for s in range(rows):
+        labels = y.indices[y.indptr[s]:y.indptr[s + 1]]
+        assert set(labels) <= set(actives[1][s]), "labels must be forced into the active set"
+        assert len(set(actives[1][s])) == len(actives[1][s])
+        assert len(actives[1][s]) >= min(N_OUT, len(labels) + cfg.layers[1].effective_budget) or s == 2
+    X, Y = x.to_dense().astype(np.float64), y.to_dense().astype(np.float64)
+    ref_loss, grads = ref.backward(f64(weights()), X, Y, actives)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    np.testing.assert_allclose(net.params[1].gW, grads[1][0].T, atol=1e-6)
+    np.testing.assert_allclose(net.params[1].gb, grads[1][1], atol=1e-6)
+    np.testing.assert_allclose(net.params[0].gW, grads[0][0], atol=1e-6)
+
+
+def test_adam_kernels_match_reference():
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(11, 5)).astype(np.float32)
+    m = rng.normal(size=W.shape).astype(np.float32) * 0.1
+    v = np.abs(rng.normal(size=W.shape)).astype(np.float32) * 0.01
+    g = rng.normal(size=W.shape).astype(np.float32)
+    stamp = np.zeros(11, dtype=np.int64)
+    touched = np.array([1, 4, 10])
+    stamp[touched] = 7
+    g_untouched = g.copy()
+    g_untouched[touched] = 0
+    for kernel in (adam_serial, adam_parallel):
+        for lazy in (True, False):
+            args = [a.copy() for a in (W, m, v, g if not lazy else g)]
+            if not lazy:
+                args[3][~np.isin(np.arange(11), touched)] = 0  # dense mode: untouched rows have g = 0
+            exp_g = args[3].copy()
+            kernel(*args, stamp, 7, lazy, adam_lr(1e-3, 0.9, 0.999, 7), 0.9, 0.999, 1e-8, 3)
+            if lazy:
+                eW, em, ev = ref.adam_lazy(W.astype(np.float64), m, v, g, touched, 7, 1e-3, 0.9, 0.999, 1e-8)
+            else:
+                eW, em, ev = ref.adam_dense(W.astype(np.float64), m, v, exp_g, 7, 1e-3, 0.9, 0.999, 1e-8)
+            np.testing.assert_allclose(args[0], eW, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(args[1], em, rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(args[2], ev, rtol=1e-5, atol=1e-9)
+            assert not args[3][touched].any(), "the gradient rows read are consumed"
+
+
+def test_serial_runs_are_bit_identical():
+    def run():
+        cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), LayerConfig(N_OUT, sparsity=0.4, strategy="random",
+                                                                                     min_active=6)), lr=1e-2)
+        net = SlideNetwork(cfg, initial_weights=weights(), seed=5, threads=1)
+        losses = [net.train_batch(*batch(seed=t)) for t in range(4)]
+        return losses, net.weights()
+
+    l1, w1 = run()
+    l2, w2 = run()
+    assert l1 == l2
+    for (a, b), (c, d) in zip(w1, w2):
+        assert np.array_equal(a, c) and np.array_equal(b, d)
+
+
+def test_bad_inputs_raise_clear_errors():
+    net = dense_net()
+    x, y = batch()
+    with pytest.raises(ValueError, match="rows"):
+        net.train_batch(x, CSR.from_rows([[0]], N_OUT))
+    with pytest.raises(ValueError, match="column ids"):
+        net.train_batch(x, CSR.from_rows([[N_OUT]] * x.n_rows, N_OUT + 1))
+    with pytest.raises(TypeError):
+        net.train_batch(np.zeros((3, 3)), y)
+    with pytest.raises(ValueError):
+        LayerConfig(10, sparsity=0)
+    with pytest.raises(ValueError, match="strategy"):
+        LayerConfig(10, strategy="nope")
