@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import textwrap
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +49,7 @@ _EXTRA_COLOURS: tuple[str, ...] = ("#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "
                                    "#393b79", "#637939", "#843c39")
 _LINESTYLES: tuple[str, ...] = ("-", "--", "-.", ":")
 DPI = 150
+MAX_NOTES = 12  # dead runs listed under a figure
 
 
 def model_colour(model: str) -> str:
@@ -128,10 +130,25 @@ def not_plotted(runs: pd.DataFrame, histories: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _wrap_notes(notes: Sequence[str], chars: int, max_lines: int = 2) -> list[str]:
+    """Each note on at most max_lines lines of `chars` characters (failure messages can be
+    long and multi-line: whitespace is collapsed, the rest shortened with '...')."""
+    lines: list[str] = []
+    if len(notes) > MAX_NOTES:  # a big broken sweep must not push the plot off the page
+        notes = [*notes[:MAX_NOTES - 1], f"... and {len(notes) - MAX_NOTES + 1} more runs "
+                 "(all listed in time_to_accuracy.md)"]
+    for note in notes:
+        flat = textwrap.shorten(" ".join(note.split()), width=chars * max_lines - 8,
+                                placeholder=" ...")
+        parts = textwrap.wrap(flat, width=chars)
+        lines += [parts[0], *("    " + p for p in parts[1:])]
+    return lines
+
+
 def _figure_with_notes(notes: Sequence[str], ncols: int = 1,
                        width: float = 8.0) -> tuple[Figure, list[plt.Axes]]:
     """A figure with ncols plot axes and, when there are notes, a text panel under them."""
-    wrapped = [n if len(n) < 110 else n[:107] + "..." for n in notes]
+    wrapped = _wrap_notes(notes, chars=int(width * 11.5) - 4)
     note_h = 0.22 * (len(wrapped) + 1) if wrapped else 0.0
     fig = plt.figure(figsize=(width, 5.0 + note_h), layout="constrained")
     grid = fig.add_gridspec(2 if wrapped else 1, ncols,

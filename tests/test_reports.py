@@ -284,6 +284,7 @@ def test_cli_all_picks_scaling_when_threads_vary(store, tmp_path, capsys):
     assert len(csv) == 6 and "speed-up vs tf_cpu @75%" in csv.columns
 
 
+@pytest.mark.slow
 def test_module_entry_point_runs(store, tmp_path):
     done = subprocess.run([sys.executable, "-m", "reports.figure3", "--experiment", "figure3",
                            "--sweep-id", SWEEP_A, "--tracking-uri", store["uri"],
