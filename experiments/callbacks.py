@@ -3,6 +3,7 @@ turn the jobs' statuses into the process exit status at the end of a run or swee
 from __future__ import annotations
 
 import json
+import os
 import logging
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,20 @@ class JobStatusCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._finish(Path(config.hydra.sweep.dir))
+
+
+class ThreadBudgetCallback(Callback):
+    """Warn when concurrent jobs x threads per job exceed the cores: timings of an
+    oversubscribed sweep measure the scheduler, not the models."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        n_jobs = config.hydra.launcher.get("n_jobs")
+        if n_jobs is None:
+            return  # sequential launcher: one job at a time
+        cores = os.cpu_count() or 1
+        n_jobs = cores if n_jobs < 0 else n_jobs
+        threads = config.train.threads
+        if n_jobs * threads > cores:
+            log.warning("%d parallel jobs x train.threads=%d = %d threads on %d cores: timings will be "
+                        "distorted; use train.threads=%d", n_jobs, threads, n_jobs * threads, cores,
+                        max(cores // n_jobs, 1))

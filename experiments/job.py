@@ -63,7 +63,9 @@ def _train(cfg: DictConfig, tracker: Tracker, label: str) -> None:
     tracker.log_params({"data.n_features": dataset.n_features, "data.n_labels": dataset.n_labels,
                         "data.n_train": dataset.train.features.n_rows,
                         "data.n_test": dataset.test.features.n_rows})
-    model = instantiate(cfg.model.params, ctx=model_context(cfg, dataset))
+    # _partial_: Hydra would turn a dataclass keyword into a config node; the model gets the
+    # ModelContext object itself.
+    model = instantiate(cfg.model.params, _partial_=True)(ctx=model_context(cfg, dataset))
     try:
         tracker.set_tags(model.describe())
         subset = eval_subset(dataset.test.features.n_rows, cfg.train.eval_samples, cfg.seed)

@@ -24,6 +24,21 @@ _MAX_PARAMS_PER_BATCH = 100
 _MAX_PARAM_CHARS = 6000
 
 
+def _with_retries(call, *args, attempts: int = 12, **kwargs):
+    """Run a store call, retrying while a concurrent writer holds the sqlite lock (parallel
+    sweeps: several jobs share one database file). Other errors propagate at once."""
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:  # MlflowException wrapping sqlalchemy's OperationalError
+            if "locked" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            log.debug("store busy, retrying in %.2f s", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def _sqlite_path(uri: str) -> Path | None:
     prefix = "sqlite:///"
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
@@ -87,7 +102,7 @@ class Tracker:
               artifact_root: str | None = None, **kwargs) -> "Tracker":
         experiment_id = ensure_store(uri, experiment, artifact_root)
         client = MlflowClient(tracking_uri=uri)
-        run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+        run = _with_retries(client.create_run, experiment_id, run_name=run_name, tags=dict(tags))
         return cls(client, run.info.run_id, **kwargs)
 
     @classmethod
@@ -98,11 +113,11 @@ class Tracker:
     def log_params(self, params: Mapping[str, Any]) -> None:
         items = [Param(k, str(v)[:_MAX_PARAM_CHARS]) for k, v in params.items()]
         for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(self.run_id, params=items[i:i + _MAX_PARAMS_PER_BATCH])
+            _with_retries(self.client.log_batch, self.run_id, params=items[i:i + _MAX_PARAMS_PER_BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         items = [RunTag(k, str(v)) for k, v in tags.items()]
-        self.client.log_batch(self.run_id, tags=items)
+        _with_retries(self.client.log_batch, self.run_id, tags=items)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Buffered; written by flush()."""
@@ -114,11 +129,11 @@ class Tracker:
     def flush(self) -> None:
         pending, self._buffer = self._buffer, []
         for i in range(0, len(pending), _MAX_METRICS_PER_BATCH):
-            self.client.log_batch(self.run_id, metrics=pending[i:i + _MAX_METRICS_PER_BATCH])
+            _with_retries(self.client.log_batch, self.run_id, metrics=pending[i:i + _MAX_METRICS_PER_BATCH])
         self._last_flush = time.monotonic()
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        _with_retries(self.client.log_text, self.run_id, text, artifact_file)
 
     def end(self, status: str, tags: Mapping[str, Any] | None = None) -> None:
         """Flush, tag, and terminate the run as FINISHED / FAILED / KILLED. Safe to call twice:
@@ -130,7 +145,7 @@ class Tracker:
             if tags:
                 self.set_tags(tags)
         finally:
-            self.client.set_terminated(self.run_id, status=status)
+            _with_retries(self.client.set_terminated, self.run_id, status=status)
             self.ended = True
 
     # -- reading -------------------------------------------------------------------------

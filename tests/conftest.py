@@ -18,13 +18,15 @@ def mlflow_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
-def run_cli(args: list[str], tmp_path: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], tmp_path: Path, timeout: float = 600,
+            tracking_uri: str | None = None) -> subprocess.CompletedProcess:
     """Run `python run.py ARGS` as a user would, with every output, store and cache under
-    tmp_path (the data cache is shared per session to avoid regenerating data)."""
+    tmp_path. Without tracking_uri, runs go to tmp_path/mlflow.db."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tracking = [f"tracking.uri={tracking_uri}"] if tracking_uri else [
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts"]
     base = [f"hydra.sweep.dir={tmp_path}/sweep", f"hydra.run.dir={tmp_path}/run",
-            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts",
-            f"paths.cache_dir={tmp_path}/cache", "+progress=false"]
+            f"paths.cache_dir={tmp_path}/cache", "+progress=false", *tracking]
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args, *base], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,98 @@
+"""Real multiruns of run.py on tiny data, read back from MLflow as a user would."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.slow
+
+TINY = ["dataset=synthetic_tiny", "train.eval_every=5", "train.log_every=2", "train.eval_samples=100",
+        "train.epochs=2"]
+
+
+def runs_by_name(uri: str, experiment: str = "slide-bench") -> dict:
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    return {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+
+
+def test_sweep_tracks_learning_curves_and_survives_a_failing_job(tmp_path):
+    # job 0 trains; job 1 diverges (lr 1e30 -> non-finite loss) and must end FAILED, and the
+    # sweep must still have run both and exit non-zero.
+    result = run_cli(["-m", "model=numpy_dense", "train.lr=1e-2,1e30", *TINY], tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    runs = runs_by_name(uri)
+    assert set(runs) == {"numpy_dense/synthetic_tiny/0", "numpy_dense/synthetic_tiny/1"}
+    good, bad = runs["numpy_dense/synthetic_tiny/0"], runs["numpy_dense/synthetic_tiny/1"]
+    assert good.info.status == "FINISHED" and good.data.tags["status"] == "finished"
+    assert bad.info.status == "FAILED" and "FloatingPointError" in bad.data.tags["failure"]
+    assert "Traceback" in (tmp_path / "artifacts").joinpath(
+        bad.info.experiment_id, bad.info.run_id, "artifacts", "error", "traceback.txt").read_text()
+
+    curve = client.get_metric_history(good.info.run_id, "eval/p_at_1")
+    clock = {m.step: m.value for m in client.get_metric_history(good.info.run_id, "time/train_s")}
+    steps = sorted(m.step for m in curve)
+    assert steps[0] == 0 and len(steps) >= 3
+    assert all(s in clock for s in steps)  # P@1 joins the training clock on step
+    assert max(m.value for m in curve) > curve[0].value  # it learned
+    metrics = good.data.metrics
+    for key in ("final/p_at_1", "final/p_at_5", "final/train_s", "mem/peak_rss_mb", "time/compile_s"):
+        assert key in metrics
+    params, tags = good.data.params, good.data.tags
+    assert params["train.lr"] == "0.01" and params["model.name"] == "numpy_dense"
+    assert int(params["data.n_labels"]) > 0
+    for tag in ("model", "dataset", "device", "threads", "cpu_model", "git_rev", "sweep_id", "lib.numpy"):
+        assert tag in tags
+    assert tags["sweep_id"] == bad.data.tags["sweep_id"]
+
+
+def test_misspelt_model_option_fails_the_job_not_the_sweep(tmp_path):
+    result = run_cli(["-m", "model=numpy_dense", "+model.params.learning_rat=1", *TINY], tmp_path)
+    assert result.returncode == 1
+    (run,) = runs_by_name(f"sqlite:///{tmp_path}/mlflow.db").values()
+    assert run.info.status == "FAILED" and "learning_rat" in run.data.tags["failure"]
+
+
+def test_misspelt_train_key_fails_at_compose_time(tmp_path):
+    result = run_cli(["train.learning_rate=0.1", *TINY], tmp_path)
+    assert result.returncode != 0
+    assert "learning_rate" in result.stderr
+
+
+def test_ctrl_c_ends_the_run_killed_and_stops_the_sweep(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = [sys.executable, str(ROOT / "run.py"), "-m", "model=numpy_dense", "seed=1,2",
+            "dataset=synthetic_tiny", "train.epochs=100000", "train.eval_every=20", "train.log_every=5",
+            f"hydra.sweep.dir={tmp_path}/sweep", f"tracking.uri={uri}",
+            f"tracking.artifact_root={tmp_path}/artifacts", f"paths.cache_dir={tmp_path}/cache",
+            "+progress=false", "tracking.flush_every_s=0.5"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = MlflowClient(tracking_uri=uri)
+    deadline = time.monotonic() + 120
+    run_id = None
+    while time.monotonic() < deadline and run_id is None:  # wait until training logs metrics
+        time.sleep(1)
+        exp = client.get_experiment_by_name("slide-bench") if os.path.exists(tmp_path / "mlflow.db") else None
+        if exp is not None:
+            for run in client.search_runs([exp.experiment_id]):
+                if client.get_metric_history(run.info.run_id, "train/loss"):
+                    run_id = run.info.run_id
+    assert run_id, "the job never logged a training loss"
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    runs = runs_by_name(uri)
+    assert len(runs) == 1, "the sweep went on after Ctrl-C"
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["status"] == "killed"
+    assert client.get_metric_history(run_id, "train/loss")  # kept what was logged
