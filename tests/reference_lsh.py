@@ -38,7 +38,6 @@ def pack(codes, K: int, code_bits: int, packing: str, code_range: int, range_pow
 def borrow_index(b: int, attempt: int, n_bins: int, a: int, c: int) -> int:
     x = ((b + 1) << 7) + attempt
     h = (a * x + c) % 2**32
-    h ^= h >> 15
     return (h * n_bins) >> 32
 
 

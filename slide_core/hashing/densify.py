@@ -8,7 +8,7 @@ attempt = 1, 2, ..., ``max_attempts``; the first non-empty bin found lends its *
 attempt hits an empty bin (always the case for an empty or all-zero input) the code is 0,
 so such inputs hash deterministically (the reference left INT_MIN there).
 
-The universal hash: x = ((bin + 1) << 7) + attempt, h = (a*x + c) mod 2**32, h ^= h >> 15,
+The universal hash: x = ((bin + 1) << 7) + attempt, h = (a*x + c) mod 2**32,
 other = (h * n_bins) >> 32 (multiply-shift onto [0, n_bins), never out of range; the
 reference clamped an out-of-range index with min(), hitting one past the end).
 ``a`` (odd) and ``c`` are < 2**31 and drawn from the seed, n_bins < 2**24 and attempt < 128,
@@ -27,7 +27,6 @@ def borrow_index(b, attempt, n_bins, a, c):
     """Bin that empty bin ``b`` asks on its ``attempt``-th try (1-based)."""
     x = ((b + 1) << 7) + attempt
     h = (a * x + c) & 0xFFFFFFFF
-    h ^= h >> 15
     return (h * n_bins) >> 32
 
 
