@@ -50,12 +50,12 @@ def is_exponential_point(done: int, n0: int, lam: float) -> bool:
 def maintenance_due(done: int, schedule: str, rehash_every: int, rebuild_every: int,
                     n0: int = 50, lam: float = 0.1) -> str | None:
     """"rebuild", "rehash" or None after `done` finished batches."""
+    if schedule not in ("fixed", "exponential"):
+        raise ValueError(f"schedule must be 'fixed' or 'exponential', got {schedule!r}")
     if done <= 0:
         return None
     if done % rebuild_every == 0:
         return "rebuild"
     if schedule == "fixed":
         return "rehash" if done % rehash_every == 0 else None
-    if schedule == "exponential":
-        return "rehash" if is_exponential_point(done, n0, lam) else None
-    raise ValueError(f"schedule must be 'fixed' or 'exponential', got {schedule!r}")
+    return "rehash" if is_exponential_point(done, n0, lam) else None
