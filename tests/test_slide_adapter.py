@@ -1,0 +1,70 @@
+"""model=slide: the adapter obeys the Model protocol; warmup leaves the state unchanged."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from experiments.data.csr import CSR
+from experiments.models.base import Model, ModelContext
+from experiments.models.init import initial_weights
+from experiments.models.slide import SlideModel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ctx(threads=1):
+    return ModelContext(n_features=80, n_labels=300, hidden=(16,), lr=1e-2, seed=3, threads=threads, batch_size=16)
+
+
+def data(seed=0, rows=16):
+    rng = np.random.default_rng(seed)
+    x = CSR.from_rows([sorted(rng.choice(80, int(rng.integers(0, 6)), replace=False).tolist()) for _ in range(rows)], 80)
+    y = CSR.from_rows([sorted(rng.choice(300, int(rng.integers(0, 3)), replace=False).tolist()) for _ in range(rows)], 300)
+    return x, y
+
+
+def snapshot(model):
+    net = model.net
+    return ([a.copy() for p in net.params for a in (p.W, p.b, p.mW, p.vW, p.row_stamp)],
+            net.tables[-1].entries.copy(), net.step)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_protocol_and_warmup_leaves_state_unchanged(threads):
+    m = SlideModel(ctx(threads), sparsity=0.05, K=2, L=6, range_pow=6, min_active=20, rehash_every=2)
+    assert isinstance(m, Model)
+    for (W, b), (Wk, bk) in zip(initial_weights(ctx()), m.net.weights()):
+        assert np.array_equal(W, Wk) and np.array_equal(b, bk)  # the shared initialisation
+    x, y = data()
+    before = snapshot(m)
+    m.warmup(x, y)
+    after = snapshot(m)
+    assert all(np.array_equal(a, b) for a, b in zip(before[0], after[0]))
+    assert np.array_equal(before[1], after[1]) and before[2] == after[2]
+    losses = [m.train_step(*data(i)) for i in range(4)]
+    assert all(np.isfinite(losses))
+    top = m.predict_topk(x, 5)
+    assert top.shape == (16, 5) and top.dtype == np.int32
+    d = m.diagnostics()
+    for key in ("slide/active_out_mean", "slide/label_recall", "slide/hash_s", "slide/rehash_s",
+                "slide/forward_backward_s", "slide/adam_s", "slide/mults_per_sample", "slide/mults_dense_ratio"):
+        assert key in d and np.isfinite(d[key]), key
+    tags = m.describe()
+    assert tags["slide.optimizer_mode"] == "lazy" and tags["slide.hash_family"] == "dwta"
+    m.close()
+
+
+@pytest.mark.parametrize("name", ["slide", "slide_amazon670k", "slide_delicious200k"])
+def test_model_configs_instantiate(name):
+    cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")
+    params = cfg.params
+    if name != "slide":  # layered on slide.yaml through the defaults list
+        params = OmegaConf.merge(OmegaConf.load(ROOT / "conf" / "model" / "slide.yaml").params, params)
+    params = OmegaConf.merge(params, {"range_pow": min(params.range_pow, 8), "L": 4})  # keep the test small
+    m = instantiate(params, _partial_=True)(ctx=ctx())  # as experiments.job does
+    assert isinstance(m, SlideModel)
+    assert m.config.layers[-1].min_active <= 300
