@@ -36,8 +36,8 @@ def test_sweep_tracks_learning_curves_and_survives_a_failing_job(tmp_path):
     good, bad = runs["numpy_dense/synthetic_tiny/0"], runs["numpy_dense/synthetic_tiny/1"]
     assert good.info.status == "FINISHED" and good.data.tags["status"] == "finished"
     assert bad.info.status == "FAILED" and "FloatingPointError" in bad.data.tags["failure"]
-    assert "Traceback" in (tmp_path / "artifacts").joinpath(
-        bad.info.experiment_id, bad.info.run_id, "artifacts", "error", "traceback.txt").read_text()
+    traceback_file = client.download_artifacts(bad.info.run_id, "error/traceback.txt", str(tmp_path))
+    assert "Traceback" in open(traceback_file).read()
 
     curve = client.get_metric_history(good.info.run_id, "eval/p_at_1")
     clock = {m.step: m.value for m in client.get_metric_history(good.info.run_id, "time/train_s")}
