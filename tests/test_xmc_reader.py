@@ -214,6 +214,9 @@ MALFORMED = [
     ("3 10 -5\n", 1, "header must be three"),
     ("3 10 5\n0 1:1\n1 2:1\n", 4, "row count 2 differs from the header's 3 points"),
     ("3 10 5\n0 1:1\n1 2:1\n\n\n", 4, "row count 2 differs"),  # blank lines are not points
+    # a header claiming a huge row count fails on the rows, not on allocating for them
+    ("1000000000000 10 5\n0 1:1\n", 3, "row count 1 differs from the header's 1000000000000"),
+    ("5 10 5\n", 2, "row count 0 differs"),
     ("1 10 5\n0 1:1\n1 2:1\n", 3, "row count differs from the header"),
     ("1 10 5\n0 1:1\n\n \n1 2:1\n", 5, "row count differs from the header"),
     ("2 10 5\n0 1:1\n5 2:1\n", 3, "label id out of range [0, 5) in '5'"),

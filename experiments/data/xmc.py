@@ -58,15 +58,18 @@ def read_xmc(path) -> XMCSplit:
     n_points, n_features, n_labels, body_start = _read_header(path, buf)
     end = _end_without_trailing_breaks(buf)
     body_start = min(body_start, end)
-    n_colon, n_comma = k.count_separators(buf, body_start, end)
+    n_colon, n_comma, n_newline = k.count_separators(buf, body_start, end)
+    # A header that claims more rows than the file has lines must fail with a row-count error,
+    # not by allocating arrays for the claimed size: parse one row more than can exist.
+    n_rows = min(n_points, n_newline + (1 if end > body_start else 0) + 1)
 
-    f_indptr = np.empty(n_points + 1, dtype=np.int64)
+    f_indptr = np.empty(n_rows + 1, dtype=np.int64)
     f_indices = np.empty(n_colon, dtype=np.int32)
     f_data = np.empty(n_colon, dtype=np.float32)
-    l_indptr = np.empty(n_points + 1, dtype=np.int64)
-    l_indices = np.empty(n_comma + n_points, dtype=np.int32)
+    l_indptr = np.empty(n_rows + 1, dtype=np.int64)
+    l_indices = np.empty(n_comma + n_rows, dtype=np.int32)
     err = np.zeros(4, dtype=np.int64)
-    rows, fk, lk, n_dup = k.parse_body(buf, body_start, end, 2, n_points, n_features, n_labels,
+    rows, fk, lk, n_dup = k.parse_body(buf, body_start, end, 2, n_rows, n_features, n_labels,
                                        f_indptr, f_indices, f_data, l_indptr, l_indices, err)
     if err[0] != 0:
         raise XMCFormatError(path, int(err[1]), _problem(buf, err, n_points, n_features, n_labels))

@@ -59,15 +59,17 @@ def _is_digit(c):
 
 @_njit
 def count_separators(buf, start, end):
-    """(number of ':' bytes, number of ',' bytes) in buf[start:end]: upper bounds for the
-    feature and label arrays."""
+    """Numbers of ':', ',' and '\n' bytes in buf[start:end]: upper bounds for the feature and
+    label arrays and for the number of rows."""
     n_colon = 0
     n_comma = 0
+    n_newline = 0
     for i in range(start, end):  # branch-free so that LLVM vectorises the loop
         c = buf[i]
         n_colon += c == _COLON
         n_comma += c == _COMMA
-    return n_colon, n_comma
+        n_newline += c == _NL
+    return n_colon, n_comma, n_newline
 
 
 @_njit
