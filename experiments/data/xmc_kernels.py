@@ -111,7 +111,23 @@ def _is_nonfinite_word(buf, a, b):
 
 @_njit
 def _parse_float(buf, a, b):
-    """Decimal float in buf[a:b] -> (value, status); status 0 ok, 1 malformed, 2 non-finite.
+    """Decimal float that must fill buf[a:b] -> (value, status); status 0 ok, 1 malformed,
+    2 non-finite (nan, inf, or beyond float32's range)."""
+    i = a
+    if i < b and (buf[i] == _MINUS or buf[i] == _PLUS):
+        i += 1
+    if i < b and (buf[i] | 32) in (110, 105):  # 'n' or 'i': maybe nan / inf / infinity
+        return 0.0, (2 if _is_nonfinite_word(buf, i, b) else 1)
+    v, status, stop = _parse_number(buf, a, b)
+    if status == 0 and stop != b:
+        return 0.0, 1
+    return v, status
+
+
+@_njit
+def _parse_number(buf, a, b):
+    """The decimal number starting at buf[a] (not past b) -> (value, status, stop): stop is
+    the first byte after it; status as in _parse_float (nan / inf words are not numbers here).
 
     Up to 18 significant digits are kept in an int64 mantissa and scaled by a power of ten in
     float64: exact enough for a float32 result (and for the 9-digit values write_xmc emits)."""
@@ -120,8 +136,6 @@ def _parse_float(buf, a, b):
     if i < b and (buf[i] == _MINUS or buf[i] == _PLUS):
         neg = buf[i] == _MINUS
         i += 1
-    if i < b and (buf[i] | 32) in (110, 105):  # 'n' or 'i': maybe nan / inf / infinity
-        return 0.0, (2 if _is_nonfinite_word(buf, i, b) else 1)
     mant = 0
     sig = 0
     exp10 = 0
@@ -146,7 +160,7 @@ def _parse_float(buf, a, b):
             n_digits += 1
             i += 1
     if n_digits == 0:
-        return 0.0, 1
+        return 0.0, 1, i
     if i < b and (buf[i] | 32) == 101:  # 'e' / 'E'
         i += 1
         eneg = False
@@ -154,28 +168,26 @@ def _parse_float(buf, a, b):
             eneg = buf[i] == _MINUS
             i += 1
         if i >= b or not _is_digit(buf[i]):
-            return 0.0, 1
+            return 0.0, 1, i
         e = 0
         while i < b and _is_digit(buf[i]):
             if e < 100000:
                 e = e * 10 + (buf[i] - _ZERO)
             i += 1
         exp10 += -e if eneg else e
-    if i != b:
-        return 0.0, 1
     if mant == 0:
-        return 0.0, 0
+        return 0.0, 0, i
     if exp10 > 400:
-        return 0.0, 2
+        return 0.0, 2, i
     if exp10 < -400:
-        return 0.0, 0
+        return 0.0, 0, i
     if exp10 >= 0:
         v = mant * (_POW10[exp10] if exp10 < 23 else 10.0 ** exp10)
     else:
         v = mant / (_POW10[-exp10] if exp10 > -23 else 10.0 ** (-exp10))
     if v >= _FLOAT32_OVERFLOW:
-        return 0.0, 2
-    return (-v if neg else v), 0
+        return 0.0, 2, i
+    return (-v if neg else v), 0, i
 
 
 @_njit
@@ -264,6 +276,24 @@ def parse_body(buf, pos, end, first_line, n_rows, n_features, n_labels,
                 pos += 1
                 continue
             tok = pos
+            # Fast path for a well-formed "f:v" in range: one pass over its bytes. Anything
+            # else (labels, errors) falls through to the general path below, which re-reads
+            # the token and classifies it.
+            fid = 0
+            while pos < end and _is_digit(buf[pos]):
+                if fid < _INT_CAP:
+                    fid = fid * 10 + (buf[pos] - _ZERO)
+                pos += 1
+            if pos > tok and pos < end and buf[pos] == _COLON and fid < n_features:
+                val, status, stop = _parse_number(buf, pos + 1, end)
+                if status == 0 and (stop == end or buf[stop] == _NL or _is_space(buf[stop])):
+                    f_indices[fk] = fid
+                    f_data[fk] = val
+                    fk += 1
+                    pos = stop
+                    label_field_open = False
+                    continue
+            pos = tok
             colon = -1
             while pos < end and buf[pos] != _NL and not _is_space(buf[pos]):
                 if buf[pos] == _COLON and colon < 0:
