@@ -100,6 +100,4 @@ class SweepReportCallback(Callback):
                   f"--experiment {experiment} --sweep-id {sweep_dir} --tracking-uri {uri} "
                   f"--out {sweep_dir}", flush=True)
             return
-        for name, paths in written.items():
-            logger.info("report %s: %s", name, ", ".join(str(p) for p in paths))
         print(summary_line(written, run_id), flush=True)  # user-facing: where the figures are

@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
 
 from reports.load import eval_points  # noqa: E402
 from reports.table import DEFAULT_FRACTIONS, finished, times_to_targets  # noqa: E402
@@ -186,6 +187,20 @@ def _curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, y: s
     return drawn
 
 
+class _PlainLogFormatter(LogFormatter):
+    """LogFormatter's choice of which ticks to label, printed as plain numbers (0.8, 3000)."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:g}"
+
+
+def _plain_log_ticks(axis: matplotlib.axis.Axis) -> None:
+    """Tick labels on a log axis as plain numbers (0.5, 2, 3000 rather than 2x10^0); minor
+    ticks are labelled (a subset, or all on a short axis) when the axis spans few decades."""
+    axis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
 def _empty_message(ax: plt.Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11)
 
@@ -204,6 +219,8 @@ def figure3(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
     fig, (ax,) = _figure_with_notes(not_plotted(runs, histories))
     drawn = _curves(ax, runs, points, "time/train_s", "eval/p_at_1")
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
+    ax.set_ylim(bottom=0.0)  # P@1 from 0: a zoomed axis would exaggerate small differences
     ax.set_xlabel("training time (s, training clock only; log scale)")
     ax.set_ylabel("P@1 (eval subset)")
     ax.set_title(f"P@1 vs training time — {context_text(runs)}")
@@ -272,9 +289,10 @@ def scaling(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
         ax.set_xticks(threads or [1], labels=[str(t) for t in threads or [1]])
         ax.set_xlabel("threads")
         ax.grid(True, which="both", alpha=0.3)
-    ax_s.set_yscale("log")
+    for ax in (ax_s, ax_t):
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis)
     ax_s.set(ylabel="training samples / s (final)", title="throughput (dotted: ideal linear)")
-    ax_t.set_yscale("log")
     ax_t.set(ylabel=f"training s to P@1 ≥ {fraction:.0%} of best",
              title=f"time to {fraction:.0%} of the best final P@1")
     for ax in (ax_s, ax_t):
