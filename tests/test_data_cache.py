@@ -137,3 +137,18 @@ def test_save_and_load_splits_round_trip(tmp_path):
     _assert_same(back["train"], split)
     _assert_same(back["test"], view)
     assert load_splits(tmp_path / "absent.npz") is None
+
+
+def test_unwritable_cache_only_costs_a_reparse(tmp_path, parse_counter, monkeypatch):
+    path = tmp_path / "train.txt"
+    path.write_text(TEXT_A)
+
+    def failing_savez(*args, **kwargs):
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(cache.np, "savez", failing_savez)
+    a = load_xmc_cached(path, tmp_path / "cache")
+    b = load_xmc_cached(path, tmp_path / "cache")
+    assert len(parse_counter) == 2
+    _assert_same(a, b)
+    assert not list((tmp_path / "cache").iterdir())  # no temporary files left behind

@@ -60,11 +60,22 @@ def load_xmc_cached(path, cache_dir) -> XMCSplit:
         return cached["data"]
     log.info("parsing %s (no cache entry %s)", path, entry.name)
     split = read_xmc(path)
-    save_splits(entry, {"data": split})
-    for stale in cache_dir.glob(f"{prefix}-*.npz"):  # entries of older versions of this file
-        if stale != entry:
-            stale.unlink(missing_ok=True)
+    if store_or_warn(entry, {"data": split}):
+        for stale in cache_dir.glob(f"{prefix}-*.npz"):  # entries of older versions of the file
+            if stale != entry:
+                stale.unlink(missing_ok=True)
     return split
+
+
+def store_or_warn(entry: Path, splits: dict[str, XMCSplit]) -> bool:
+    """save_splits, but a cache that cannot be written (read-only, disk full) only costs the
+    next job a re-parse: log it and go on. Returns whether the entry was written."""
+    try:
+        save_splits(entry, splits)
+        return True
+    except OSError as e:
+        log.warning("could not write cache entry %s (%s); continuing without it", entry, e)
+        return False
 
 
 def save_splits(entry: Path, splits: dict[str, XMCSplit]) -> None:
@@ -79,8 +90,11 @@ def save_splits(entry: Path, splits: dict[str, XMCSplit]) -> None:
             arrays[f"{name}.{part}.data"] = csr.data
             arrays[f"{name}.{part}.n_cols"] = np.int64(csr.n_cols)
     tmp = entry.with_name(f".{entry.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)  # uncompressed: loading is the hot path, disk is cheap
-    os.replace(tmp, entry)
+    try:
+        np.savez(tmp, **arrays)  # uncompressed: loading is the hot path, disk is cheap
+        os.replace(tmp, entry)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left behind when writing failed
 
 
 def load_splits(entry: Path) -> dict[str, XMCSplit] | None:

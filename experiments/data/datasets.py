@@ -26,7 +26,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from experiments.data import synthetic
-from experiments.data.cache import load_splits, load_xmc_cached, save_splits
+from experiments.data.cache import load_splits, load_xmc_cached, store_or_warn
 from experiments.data.xmc import XMCSplit
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _load_synthetic(spec: synthetic.SyntheticSpec, cache_dir: Path,
         return cached["train"], cached["test"]
     log.info("generating synthetic dataset %s (%s)", name, spec)
     train, test = synthetic.generate(spec)
-    save_splits(entry, {"train": train, "test": test})
+    store_or_warn(entry, {"train": train, "test": test})
     return train, test
 
 
