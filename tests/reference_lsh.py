@@ -56,15 +56,12 @@ def densify(raw, a: int, c: int, max_attempts: int):
 
 # ---------------------------------------------------------------- family codes (dense input)
 def simhash_projections(hf):
-    """list over projections of (coords ascending, signs), from the coordinate-major CSR."""
-    n_codes = hf.K * hf.L
-    coords = [[] for _ in range(n_codes)]
-    signs = [[] for _ in range(n_codes)]
-    for d in range(hf.dim):
-        for e in range(hf.sim_indptr[d], hf.sim_indptr[d + 1]):
-            coords[hf.sim_proj[e]].append(d)
-            signs[hf.sim_proj[e]].append(hf.sim_sign[e])
-    return [(np.array(c, dtype=np.int64), np.array(s, dtype=np.float32)) for c, s in zip(coords, signs)]
+    """list over projections of (coords ascending, signs), from the sign matrix sim_R."""
+    out = []
+    for p in range(hf.K * hf.L):
+        coords = np.flatnonzero(hf.sim_R[:, p])
+        out.append((coords, hf.sim_R[coords, p].astype(np.float32)))
+    return out
 
 
 def simhash_codes(hf, vec):

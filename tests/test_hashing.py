@@ -134,8 +134,10 @@ def test_dwta_bins_are_permutations_cut_in_bins():
     assert hf.n_perm == math.ceil(K * L * m / dim)
     members = ref.bins_members(hf)
     assert len(members) == K * L
-    for mem in members:  # every bin covers exactly m slots, one per position
+    for b, mem in enumerate(members):  # every bin covers exactly m slots, one per position
         assert sorted(p for _, p in mem) == list(range(m))
+        for d, pos in mem:  # the bin-major copy agrees with the coordinate-major layout
+            assert hf.bin_coord[pos, b] == d
     for p in range(hf.n_perm):  # slot = p*dim + j for j over a permutation
         slots = []
         for d in range(dim):

@@ -7,7 +7,9 @@ Layout (as the reference): P = ceil(n_bins * bin_size / dim) random permutations
 unused. So every bin covers ``bin_size`` coordinate slots, bins may straddle two
 permutations, and a coordinate appears in up to P bins. Stored coordinate-major:
 ``bin_of[d, p]`` / ``pos_of[d, p]`` is where coordinate d sits in permutation p (bin -1 if
-unused), so a sparse input touches only its own rows.
+unused), so a sparse input touches only its own rows; and bin-major,
+``bin_coord[j, b]`` = the coordinate at position j of bin b, which the dense path scans
+(K*L*bin_size reads, vectorisable across bins) instead of dim*P scattered updates.
 
 Code of a bin = position of the largest *candidate* value in it; ties go to the smallest
 position, so the code does not depend on the order coordinates are visited.
@@ -17,7 +19,8 @@ Candidates are the nonzero entries only. For sparse input this is what the refer
 so the same vector hashed differently depending on its format. We treat an exact 0.0 in a
 dense vector as absent, so dense and sparse codes are identical. Negative values are
 candidates (a bin whose only nonzero is -3 has that coordinate as winner). A bin without
-candidates is empty (raw code -1) and is densified (see densify.py).
+candidates is empty (raw code -1) and is densified (see densify.py). Best values start at
+-inf, so non-finite inputs give unspecified codes.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ from slide_core._numba import jit
 
 
 def make_bins(rng: np.random.Generator, dim: int, n_bins: int, bin_size: int):
-    """(bin_of int32[dim, P], pos_of int32[dim, P]) for P = ceil(n_bins*bin_size/dim)."""
+    """(bin_of int32[dim, P], pos_of int32[dim, P], bin_coord int32[bin_size, n_bins]) for
+    P = ceil(n_bins*bin_size/dim) permutations."""
     n_perm = int(math.ceil(n_bins * bin_size / dim))
     bin_of = np.empty((dim, n_perm), dtype=np.int32)
     pos_of = np.empty((dim, n_perm), dtype=np.int32)
@@ -39,7 +43,11 @@ def make_bins(rng: np.random.Generator, dim: int, n_bins: int, bin_size: int):
         b = slot // bin_size
         bin_of[perm, p] = np.where(b < n_bins, b, -1)
         pos_of[perm, p] = slot % bin_size
-    return bin_of, pos_of
+    bin_coord = np.empty((bin_size, n_bins), dtype=np.int32)
+    used = bin_of >= 0
+    coords = np.broadcast_to(np.arange(dim, dtype=np.int32)[:, None], bin_of.shape)
+    bin_coord[pos_of[used], bin_of[used]] = coords[used]
+    return bin_of, pos_of, bin_coord
 
 
 @jit
@@ -50,27 +58,47 @@ def _offer(hf, d, v, best, codes):
         if b < 0:
             continue
         pos = hf.pos_of[d, p]
-        c = codes[b]
-        if c < 0 or v > best[b] or (v == best[b] and pos < c):
+        if v > best[b] or (v == best[b] and pos < codes[b]):
             best[b] = v
             codes[b] = pos
 
 
 @jit
+def _scan_position(row, j, best, codes):
+    """Offer position j of every bin (row[b] = its value in bin b). Unconditional stores,
+    so the loop vectorises; a strict > keeps the earlier (smaller) position on ties."""
+    for b in range(row.shape[0]):
+        v = row[b]
+        cur = best[b]
+        take = (v != 0) & (v > cur)
+        best[b] = v if take else cur
+        codes[b] = j if take else codes[b]
+
+
+@jit
 def dwta_dense_codes(hf, vec, scratch_f, codes):
+    """Bin-major: gather the K*L*bin_size slot values into scratch with one plain gather
+    loop, then scan positions in ascending order. Kept apart (and the scan in its own
+    function, whose array arguments LLVM can check for overlap once) because the fused
+    loop did not vectorise and was ~3x slower."""
     n_bins = hf.K * hf.L
     best = scratch_f[:n_bins]
-    codes[:n_bins] = -1
-    for d in range(hf.dim):
-        v = vec[d]
-        if v != 0:
-            _offer(hf, d, v, best, codes)
+    slots = scratch_f[n_bins:n_bins * (1 + hf.bin_size)]
+    codes = codes[:n_bins]
+    flat = hf.bin_coord.ravel()
+    for s in range(flat.shape[0]):
+        slots[s] = vec[flat[s]]
+    best[:] = -np.inf
+    codes[:] = -1
+    for j in range(hf.bin_size):
+        _scan_position(slots[j * n_bins:(j + 1) * n_bins], j, best, codes)
 
 
 @jit
 def dwta_sparse_codes(hf, idx, vals, scratch_f, codes):
     n_bins = hf.K * hf.L
     best = scratch_f[:n_bins]
+    best[:] = -np.inf
     codes[:n_bins] = -1
     for k in range(idx.shape[0]):
         v = vals[k]

@@ -11,7 +11,6 @@ compiles once whatever the family; the family is a runtime branch.
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -46,12 +45,11 @@ class HashFunctions(NamedTuple):
     densify_c: int     # universal hash offset (< 2**31)
     seed: int          # the seed everything above was drawn from
     shifts: np.ndarray      # int64[K]: left shift of code j in the packed key
-    sim_indptr: np.ndarray  # int32[dim+1] SimHash coordinate-major CSR (else int32[0])
-    sim_proj: np.ndarray    # int32[nnz] projection of each entry
-    sim_sign: np.ndarray    # float32[nnz] +-1
+    sim_R: np.ndarray       # int8[dim, K*L] SimHash signs -1/0/+1 (else (0, 0))
     wta_idx: np.ndarray     # int32[K*L, bin_size] WTA coordinates per code (else (0, 0))
     bin_of: np.ndarray      # int32[dim, n_perm] DWTA/DOPH bin of coordinate d in perm p, -1 unused
     pos_of: np.ndarray      # int32[dim, n_perm] position within that bin
+    bin_coord: np.ndarray   # int32[bin_size, K*L] DWTA/DOPH coordinate at position j of bin b
 
 
 def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
@@ -99,37 +97,38 @@ def make_hash_functions(family: str, dim: int, K: int, L: int, range_pow: int, s
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     a = int(rng.integers(1, 2**31)) | 1
     c = int(rng.integers(0, 2**31))
-    i32_1d = np.zeros(0, dtype=np.int32)
     i32_2d = np.zeros((0, 0), dtype=np.int32)
-    sim_indptr, sim_proj, sim_sign = i32_1d, i32_1d, np.zeros(0, dtype=np.float32)
-    wta_idx, bin_of, pos_of, n_perm = i32_2d, i32_2d, i32_2d, 0
+    sim_R = np.zeros((0, 0), dtype=np.int8)
+    wta_idx, bin_of, pos_of, bin_coord, n_perm = i32_2d, i32_2d, i32_2d, i32_2d, 0
     if fam == SIMHASH:
-        sim_indptr, sim_proj, sim_sign = make_simhash(rng, dim, n_codes, float(simhash_density))
+        sim_R = make_simhash(rng, dim, n_codes, float(simhash_density))
     elif fam == WTA:
         wta_idx = make_wta(rng, dim, n_codes, bin_size)
     else:
-        bin_of, pos_of = make_bins(rng, dim, n_codes, bin_size)
-        n_perm = int(math.ceil(n_codes * bin_size / dim))
+        bin_of, pos_of, bin_coord = make_bins(rng, dim, n_codes, bin_size)
+        n_perm = bin_of.shape[1]
     return HashFunctions(
         family=fam, K=K, L=L, dim=dim, range_pow=range_pow, bin_size=bin_size,
         code_bits=code_bits, packing=PACKINGS.index(packing), fold=fold, topk=topk,
         n_perm=n_perm, max_attempts=max_attempts, densify_a=a, densify_c=c, seed=seed,
-        shifts=np.ascontiguousarray(shifts), sim_indptr=np.ascontiguousarray(sim_indptr),
-        sim_proj=np.ascontiguousarray(sim_proj), sim_sign=np.ascontiguousarray(sim_sign),
+        shifts=np.ascontiguousarray(shifts), sim_R=np.ascontiguousarray(sim_R),
         wta_idx=np.ascontiguousarray(wta_idx), bin_of=np.ascontiguousarray(bin_of),
-        pos_of=np.ascontiguousarray(pos_of))
+        pos_of=np.ascontiguousarray(pos_of), bin_coord=np.ascontiguousarray(bin_coord))
 
 
 def scratch_sizes(hf: HashFunctions) -> tuple[int, int]:
     """(n_float32, n_int32) scratch one hash_*_into call needs (at least 1 each).
 
     int32 scratch holds the K*L raw codes, then (DOPH) the top-k heap's coordinates;
-    float32 scratch holds per-code accumulators/best values (SimHash, DWTA), the scattered
-    input (WTA sparse: dim floats) or the top-k heap's values (DOPH).
+    float32 scratch holds per-code accumulators (SimHash), best values and the gathered
+    slot values (DWTA: K*L*(1+bin_size)), the scattered input (WTA sparse: dim floats) or
+    the top-k heap's values (DOPH).
     """
     n_codes = hf.K * hf.L
-    if hf.family == SIMHASH or hf.family == DWTA:
+    if hf.family == SIMHASH:
         n_f = n_codes
+    elif hf.family == DWTA:
+        n_f = n_codes * (1 + hf.bin_size)
     elif hf.family == WTA:
         n_f = hf.dim
     else:

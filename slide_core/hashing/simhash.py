@@ -5,14 +5,16 @@ Each of the K*L projections picks ``ceil(density * dim)`` distinct coordinates w
 replacement and a random sign for each; code = 1 if the signed sum of the input over those
 coordinates is < 0, else 0 (1 bit per code, as the reference: s >= 0 -> 0).
 
-Storage is coordinate-major (a CSR over input coordinates: for coordinate d, the
-projections that contain it and their signs), so dense and sparse inputs run the same
-loop: for each nonzero input value, add +-value to the accumulator of every projection
-holding that coordinate. Each accumulator therefore sums its terms in ascending coordinate
-order for a dense input and in the given order for a sparse one: with sorted sparse indices
-(canonical CSR) dense and sparse codes are bit-identical. Zeros are skipped, which is exact
-(adding +-0 never changes a float32 sum that starts at +0). Accumulation is float32 without
-fastmath, so the numpy reference reproduces it exactly.
+Storage: ``sim_R`` int8[dim, K*L] with entries -1/0/+1, coordinate-major. At density 1/3
+one byte per (coordinate, projection) is smaller than an index+sign list (8 bytes per
+nonzero entry). Dense and sparse inputs run the same loop: for each nonzero input value v
+at coordinate d, ``acc[:] += R[d, :] * v`` over all projections. That inner loop is
+independent across projections, so it vectorises without fastmath, and every accumulator
+still sums its terms in coordinate order (ascending for a dense input, the given order for
+a sparse one), in float32. Adding the 0*v terms of projections that do not contain d is
+exact (x + +-0 == x, and a sum starting at +0 never becomes -0). So with sorted sparse
+indices (canonical CSR) dense and sparse codes are bit-identical, and the numpy reference
+reproduces them exactly. Non-finite inputs give unspecified codes.
 """
 from __future__ import annotations
 
@@ -23,56 +25,46 @@ import numpy as np
 from slide_core._numba import jit
 
 
-def make_simhash(rng: np.random.Generator, dim: int, n_codes: int, density: float):
-    """(indptr int32[dim+1], proj int32[nnz], sign float32[nnz]), coordinate-major."""
+def make_simhash(rng: np.random.Generator, dim: int, n_codes: int, density: float) -> np.ndarray:
+    """int8[dim, n_codes]: R[d, p] = sign of coordinate d in projection p, or 0."""
     per_proj = max(1, min(dim, int(math.ceil(density * dim))))
-    coords = np.empty((n_codes, per_proj), dtype=np.int64)
+    R = np.zeros((dim, n_codes), dtype=np.int8)
     for p in range(n_codes):
-        coords[p] = rng.choice(dim, size=per_proj, replace=False)
-    signs = np.where(rng.random((n_codes, per_proj)) < 0.5, 1.0, -1.0).astype(np.float32)
-    projs = np.repeat(np.arange(n_codes, dtype=np.int64), per_proj)
-    coords = coords.ravel()
-    # sort by (coordinate, projection) so each coordinate's projections are contiguous
-    order = np.lexsort((projs, coords))
-    indptr = np.zeros(dim + 1, dtype=np.int64)
-    np.cumsum(np.bincount(coords, minlength=dim), out=indptr[1:])
-    if indptr[-1] >= 2**31:
-        raise ValueError(f"SimHash with dim={dim}, {n_codes} codes needs more than 2**31 entries")
-    return (indptr.astype(np.int32), projs[order].astype(np.int32),
-            signs.ravel()[order].astype(np.float32))
+        coords = rng.choice(dim, size=per_proj, replace=False)
+        R[coords, p] = np.where(rng.random(per_proj) < 0.5, 1, -1)
+    return R
 
 
 @jit
-def _accumulate(indptr, proj, sign, d, v, acc):
-    for e in range(indptr[d], indptr[d + 1]):
-        acc[proj[e]] += sign[e] * v
+def _accumulate(R, d, v, acc):
+    row = R[d]
+    for p in range(acc.shape[0]):
+        acc[p] += np.float32(row[p]) * v
 
 
 @jit
-def _signs_to_codes(acc, n_codes, codes):
-    for p in range(n_codes):
+def _signs_to_codes(acc, codes):
+    for p in range(acc.shape[0]):
         codes[p] = 1 if acc[p] < 0 else 0
 
 
 @jit
 def simhash_dense_codes(hf, vec, scratch_f, codes):
-    n_codes = hf.K * hf.L
-    acc = scratch_f[:n_codes]
+    acc = scratch_f[:hf.K * hf.L]
     acc[:] = 0.0
     for d in range(hf.dim):
         v = vec[d]
         if v != 0:
-            _accumulate(hf.sim_indptr, hf.sim_proj, hf.sim_sign, d, v, acc)
-    _signs_to_codes(acc, n_codes, codes)
+            _accumulate(hf.sim_R, d, v, acc)
+    _signs_to_codes(acc, codes)
 
 
 @jit
 def simhash_sparse_codes(hf, idx, vals, scratch_f, codes):
-    n_codes = hf.K * hf.L
-    acc = scratch_f[:n_codes]
+    acc = scratch_f[:hf.K * hf.L]
     acc[:] = 0.0
     for k in range(idx.shape[0]):
         v = vals[k]
         if v != 0:
-            _accumulate(hf.sim_indptr, hf.sim_proj, hf.sim_sign, idx[k], v, acc)
-    _signs_to_codes(acc, n_codes, codes)
+            _accumulate(hf.sim_R, idx[k], v, acc)
+    _signs_to_codes(acc, codes)

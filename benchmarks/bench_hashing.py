@@ -1,0 +1,126 @@
+"""Hashing and hash-table benchmark at the Amazon-670K output-layer shape.
+
+    python benchmarks/bench_hashing.py [--threads 2] [--neurons 670091] [--queries 2000]
+
+Prints: per-vector dense hash time (DWTA K=6 L=50 and SimHash K=9 L=50, dim 128, one
+thread, no Python overhead), hash_rows + build_tables time for all neurons (K=6, L=50,
+range_pow 18, bucket capacity 128), peak RSS, and per-query union/count times with the
+mean active-set size. Numba compilation is done before timing (warm-up call).
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numba
+import numpy as np
+
+from slide_core._numba import jit
+from slide_core.hashing import hash_dense_into, hash_rows, make_hash_functions, scratch_sizes
+from slide_core.tables import build_tables, max_candidates, query_counts_into, query_union_into
+
+
+@jit
+def _hash_many(hf, X, keys, sf, si):
+    for i in range(X.shape[0]):
+        hash_dense_into(hf, X[i], keys[i], sf, si)
+
+
+@jit
+def _union_many(tables, qkeys, stamp, out, max_out):
+    total = 0
+    for q in range(qkeys.shape[0]):
+        total += query_union_into(tables, qkeys[q], stamp, q + 1, out, max_out)
+    return total
+
+
+@jit
+def _counts_many(tables, qkeys, counts, touched):
+    total = 0
+    for q in range(qkeys.shape[0]):
+        n = query_counts_into(tables, qkeys[q], counts, touched)
+        for j in range(n):
+            counts[touched[j]] = 0
+        total += n
+    return total
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_per_vector(family, K, L, dim, n_vec, rng):
+    hf = make_hash_functions(family, dim, K, L, 18, seed=0)
+    X = np.maximum(rng.standard_normal((n_vec, dim)), 0).astype(np.float32)  # ReLU-like activations
+    keys = np.empty((n_vec, L), np.int32)
+    n_f, n_i = scratch_sizes(hf)
+    sf, si = np.empty(n_f, np.float32), np.empty(n_i, np.int32)
+    _hash_many(hf, X[:2], keys[:2], sf, si)  # compile
+    t = time.perf_counter()
+    _hash_many(hf, X, keys, sf, si)
+    dt = time.perf_counter() - t
+    print(f"hash_dense_into {family:8s} K={K} L={L} dim={dim}: {dt / n_vec * 1e6:8.2f} us/vector (1 thread)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=numba.config.NUMBA_NUM_THREADS)
+    ap.add_argument("--neurons", type=int, default=670_091)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--packing", default="exact", choices=["exact", "reference_ln"])
+    args = ap.parse_args()
+    numba.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    print(f"threads={numba.get_num_threads()} neurons={args.neurons} dim={args.dim} packing={args.packing}")
+
+    bench_per_vector("dwta", 6, 50, args.dim, 20_000, rng)
+    bench_per_vector("simhash", 9, 50, args.dim, 20_000, rng)
+
+    K, L, range_pow = 6, 50, 18
+    hf = make_hash_functions("dwta", args.dim, K, L, range_pow, seed=1, packing=args.packing)
+    W = (0.01 * rng.standard_normal((args.neurons, args.dim))).astype(np.float32)
+    build_tables(hash_rows(hf, W[:1000]), range_pow)  # compile both kernels
+    rss0 = peak_rss_mb()
+    t0 = time.perf_counter()
+    keys = hash_rows(hf, W)
+    t1 = time.perf_counter()
+    tables = build_tables(keys, range_pow, capacity=128, policy="fifo")
+    t2 = time.perf_counter()
+    build_tables(keys, range_pow, capacity=128, policy="reservoir", seed=1)
+    t3 = time.perf_counter()
+    print(f"hash_rows  dwta K={K} L={L} rp={range_pow}: {t1 - t0:.2f} s for {args.neurons} neurons "
+          f"({(t1 - t0) / args.neurons * 1e6:.2f} us/neuron)")
+    print(f"build_tables fifo: {t2 - t1:.2f} s   reservoir: {t3 - t2:.2f} s")
+    print(f"tables: {(tables.offsets.nbytes + tables.entries.nbytes) / 2**20:.0f} MiB; weights "
+          f"{W.nbytes / 2**20:.0f} MiB; keys {keys.nbytes / 2**20:.0f} MiB; peak RSS {peak_rss_mb():.0f} MB "
+          f"(before the build {rss0:.0f} MB)")
+    sizes = np.diff(tables.offsets, axis=1)
+    print(f"buckets used per table {np.mean((sizes > 0).sum(axis=1)):.0f} of {2**range_pow}; "
+          f"largest bucket {sizes.max()}; neurons dropped by capacity {args.neurons - tables.offsets[:, -1].mean():.0f} per table")
+
+    X = np.maximum(rng.standard_normal((args.queries, args.dim)), 0).astype(np.float32)
+    qkeys = np.empty((args.queries, L), np.int32)
+    n_f, n_i = scratch_sizes(hf)
+    _hash_many(hf, X, qkeys, np.empty(n_f, np.float32), np.empty(n_i, np.int32))
+    stamp = np.zeros(args.neurons, np.int32)
+    out = np.empty(max_candidates(tables), np.int32)
+    _union_many(tables, qkeys[:2], stamp, out, out.shape[0])
+    stamp[:] = 0
+    t = time.perf_counter()
+    total = _union_many(tables, qkeys, stamp, out, out.shape[0])
+    dt = time.perf_counter() - t
+    print(f"query_union_into: {dt / args.queries * 1e6:.2f} us/query, mean active set {total / args.queries:.0f}")
+    counts = np.zeros(args.neurons, np.int32)
+    touched = np.empty(max_candidates(tables), np.int32)
+    _counts_many(tables, qkeys[:2], counts, touched)
+    t = time.perf_counter()
+    total = _counts_many(tables, qkeys, counts, touched)
+    dt = time.perf_counter() - t
+    print(f"query_counts_into (+reset): {dt / args.queries * 1e6:.2f} us/query, mean distinct {total / args.queries:.0f}")
+    print(f"peak RSS {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
