@@ -9,7 +9,8 @@ ending with ',' continues in the next token, as in the LSHTC files), features in
 (sorted by id here) and repeated label ids (dropped, with a warning). Everything else that
 deviates raises XMCFormatError naming file, 1-based line and problem.
 
-The parsing itself is a Numba kernel over the raw bytes (experiments.data.xmc_kernels); this
+The parsing itself is a Numba kernel over the raw bytes (experiments.data.xmc_parse; writing:
+experiments.data.xmc_format); this
 module reads the header, sizes the arrays, and turns the kernel's error codes into messages.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from experiments.data import xmc_kernels as k
+from experiments.data import xmc_format as fmt
+from experiments.data import xmc_parse as k
 from experiments.data.csr import CSR
 
 log = logging.getLogger(__name__)
@@ -99,11 +101,11 @@ def write_xmc(split: XMCSplit, path) -> None:
         fh.write(f"{n} {features.n_cols} {labels.n_cols}\n".encode())
         for lo in range(0, n, _WRITE_CHUNK_ROWS):
             hi = min(n, lo + _WRITE_CHUNK_ROWS)
-            size = (k.ROW_BYTES * (hi - lo)
-                    + k.LABEL_BYTES * int(l_indptr[hi] - l_indptr[lo])
-                    + k.FEATURE_BYTES * int(f_indptr[hi] - f_indptr[lo]))
+            size = (fmt.ROW_BYTES * (hi - lo)
+                    + fmt.LABEL_BYTES * int(l_indptr[hi] - l_indptr[lo])
+                    + fmt.FEATURE_BYTES * int(f_indptr[hi] - f_indptr[lo]))
             out = np.empty(size, dtype=np.uint8)
-            used = k.format_rows(f_indptr, f_indices, f_data, l_indptr, l_indices, lo, hi, out)
+            used = fmt.format_rows(f_indptr, f_indices, f_data, l_indptr, l_indices, lo, hi, out)
             fh.write(out[:used].tobytes())
     os.replace(tmp, path)  # a reader never sees half a file
 
