@@ -1,0 +1,74 @@
+"""Every config composes: each model, dataset, tracking option and experiment preset, with
+its model options checked against the typed __init__ they are passed to."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from experiments.config import register_configs
+from experiments.job import check_model_params
+from tests.conftest import ROOT
+
+CONF = ROOT / "conf"
+register_configs()
+
+
+def names(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def hydra_compose(monkeypatch):
+    monkeypatch.setenv("SLIDE_BENCH_ROOT", str(ROOT))
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        yield lambda overrides: compose("config", overrides=overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("model", names("model"))
+def test_every_model_composes_and_matches_its_class(hydra_compose, model):
+    cfg = hydra_compose([f"model={model}"])
+    check_model_params(cfg.model)
+    assert cfg.model.name
+
+
+@pytest.mark.parametrize("dataset", names("dataset"))
+def test_every_dataset_composes(hydra_compose, dataset):
+    cfg = hydra_compose([f"dataset={dataset}"])
+    assert cfg.dataset.name and cfg.dataset.kind in ("synthetic", "xmc")
+    # paths resolve (no interpolation left dangling), except the runtime-only hydra ones
+    OmegaConf.to_container(cfg.dataset, resolve=True)
+
+
+@pytest.mark.parametrize("experiment", names("experiment"))
+def test_every_experiment_preset_composes(hydra_compose, experiment):
+    cfg = hydra_compose([f"experiment={experiment}"])
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    swept = cfg.hydra.sweeper.params
+    for model in str(swept.get("model", cfg.model.name)).split(","):
+        check_model_params(hydra_compose([f"experiment={experiment}", f"model={model}"]).model)
+
+
+@pytest.mark.parametrize("tracking", names("tracking"))
+def test_tracking_options_compose(hydra_compose, tracking):
+    cfg = hydra_compose([f"tracking={tracking}"])
+    assert cfg.tracking.uri
+
+
+def test_local_parallel_launcher_composes(hydra_compose):
+    cfg = hydra_compose(["hydra/launcher=local_parallel"])
+    assert cfg.hydra.launcher.n_jobs == 2
+
+
+def test_a_typo_fails_at_compose_time(hydra_compose):
+    with pytest.raises(ConfigCompositionException):
+        hydra_compose(["train.learning_rate=0.1"])
+    with pytest.raises(ConfigCompositionException):
+        hydra_compose(["dataset.n_lables=5"])
