@@ -273,3 +273,10 @@ def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_xmc(tmp_path / "absent.txt")
 
+
+
+def test_duplicate_found_in_a_long_unsorted_row(tmp_path):
+    ids = list(range(60, 0, -1)) + [17]  # > 32 entries: the heapsort path
+    text = "1 100 5\n0 " + " ".join(f"{i}:1" for i in ids) + "\n"
+    with pytest.raises(XMCFormatError, match=r":2: duplicate feature id 17 in one row"):
+        read_xmc(_write(tmp_path, text))

@@ -212,12 +212,34 @@ def _sort_row(indices, data, lo, hi):
                 j -= 1
             indices[j + 1] = k
             data[j + 1] = v
-    else:
-        order = np.argsort(indices[lo:hi], kind="mergesort")
-        idx = indices[lo:hi][order]
-        val = data[lo:hi][order]
-        indices[lo:hi] = idx
-        data[lo:hi] = val
+    else:  # heapsort: O(n log n) in place; np.argsort would cost seconds of compile time
+        n = hi - lo
+        for start in range(n // 2 - 1, -1, -1):
+            _sift_down(indices, data, lo, start, n)
+        for last in range(n - 1, 0, -1):
+            _swap(indices, data, lo, lo + last)
+            _sift_down(indices, data, lo, 0, last)
+
+
+@_njit
+def _swap(indices, data, i, j):
+    indices[i], indices[j] = indices[j], indices[i]
+    data[i], data[j] = data[j], data[i]
+
+
+@_njit
+def _sift_down(indices, data, lo, root, n):
+    """Restore the max-heap property of indices[lo:lo+n] below `root` (heap-relative)."""
+    while True:
+        child = 2 * root + 1
+        if child >= n:
+            return
+        if child + 1 < n and indices[lo + child + 1] > indices[lo + child]:
+            child += 1
+        if indices[lo + root] >= indices[lo + child]:
+            return
+        _swap(indices, data, lo + root, lo + child)
+        root = child
 
 
 @_njit
