@@ -284,6 +284,11 @@ def test_cli_all_picks_scaling_when_threads_vary(store, tmp_path, capsys):
     assert len(csv) == 6 and "speed-up vs tf_cpu @75%" in csv.columns
 
 
+def test_cli_unknown_experiment_is_a_message_not_a_traceback(store, capsys):
+    assert cli(["figure3", "--experiment", "nope", "--tracking-uri", store["uri"]]) == 2
+    assert "no MLflow experiment named 'nope'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_module_entry_point_runs(store, tmp_path):
     done = subprocess.run([sys.executable, "-m", "reports.figure3", "--experiment", "figure3",
@@ -331,7 +336,7 @@ def test_real_tiny_sweep_builds_every_report(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep_dir = tmp_path / "sweep"
     cmd = [sys.executable, "run.py", "-m", "model=numpy_dense", "train.threads=1,2",
-           "dataset=synthetic_tiny", "train.max_train_seconds=2", "train.eval_every=5",
+           "dataset=synthetic_tiny", "train.max_train_seconds=1", "train.eval_every=5",
            "train.eval_samples=200", f"tracking.uri={uri}", "tracking.experiment=e2e",
            f"hydra.sweep.dir={sweep_dir}",
            "++hydra.callbacks.sweep_report._target_=reports.callback.SweepReportCallback"]
