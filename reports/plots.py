@@ -207,16 +207,8 @@ def _empty_message(ax: plt.Axes, text: str) -> None:
 
 # ----------------------------------------------------------------------------- figures
 
-def figure3(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
-            stem: str = "figure3") -> list[Path]:
-    """P@1 vs training time (log x), one curve per run; dead runs listed under the plot.
-
-    Points at training time 0 (the eval before the first step) cannot sit on a log axis and
-    are left out; the curve starts at the first eval after training began.
-    """
-    points = eval_points(histories).dropna(subset=["time/train_s"]).sort_values(["run_id", "step"])
-    points = points[points["time/train_s"] > 0]
-    fig, (ax,) = _figure_with_notes(not_plotted(runs, histories))
+def _time_panel(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame) -> None:
+    """One Figure 3 panel: the runs' P@1 curves against the training clock, log x."""
     drawn = _curves(ax, runs, points, "time/train_s", "eval/p_at_1")
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
@@ -229,6 +221,24 @@ def figure3(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
         ax.legend(loc="best", fontsize=9)
     else:
         _empty_message(ax, "no run has eval points after training started")
+
+
+def figure3(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
+            stem: str = "figure3") -> list[Path]:
+    """P@1 vs training time (log x), one curve per run, one panel per dataset (their P@1
+    scales differ); dead runs listed under the plot.
+
+    Points at training time 0 (the eval before the first step) cannot sit on a log axis and
+    are left out; the curve starts at the first eval after training began.
+    """
+    points = eval_points(histories).dropna(subset=["time/train_s"]).sort_values(["run_id", "step"])
+    points = points[points["time/train_s"] > 0]
+    datasets = list(dict.fromkeys(runs["dataset"])) or [""]
+    fig, axes = _figure_with_notes(not_plotted(runs, histories), ncols=len(datasets),
+                                   width=8.0 * min(len(datasets), 2))
+    for ax, dataset in zip(axes, datasets, strict=True):
+        mine = runs[runs["dataset"] == dataset]
+        _time_panel(ax, mine, points[points["run_id"].isin(mine["run_id"])])
     return save(fig, out_dir, stem)
 
 

@@ -375,3 +375,16 @@ def _assert_image_any(path: Path) -> np.ndarray:
     rgb = img[..., :3]
     assert img.shape[1] >= 800 and rgb.std() > 0.05 and (rgb.min(axis=2) < 0.9).mean() > 0.01
     return img
+
+
+def test_figure3_has_one_panel_per_dataset(store, tmp_path):
+    client = store["client"]
+    exp_id = client.create_experiment("two-datasets", artifact_location=store["artifacts"])
+    for job, dataset in enumerate(("synthetic_tiny", "bibtex")):
+        fx.log_fake_run(client, exp_id, fx.FakeRun("slide", 3000.0, 0.5, 100.0, dataset=dataset),
+                        "/sweeps/two", job)
+    runs = load_runs(client, "two-datasets")
+    one = mpimg.imread(plots.figure3(runs[runs["dataset"] == "bibtex"],
+                                     load_histories(client, runs), tmp_path / "one")[0])
+    two = _assert_image(plots.figure3(runs, load_histories(client, runs), tmp_path / "two")[0])
+    assert two.shape[1] > 1.5 * one.shape[1]
