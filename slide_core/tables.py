@@ -113,20 +113,26 @@ def _transpose_kernel(keys, keys_t):
                 keys_t[t, i] = keys[i, t]
 
 
+@jit
+def _build_table(kt, t, offsets_t, entries_t, counts, capacity, policy, seed):
+    _count_and_offsets(kt, offsets_t, counts, capacity)
+    entries_t[:] = -1
+    if policy == FIFO:
+        _place_fifo(kt, offsets_t, entries_t, counts, capacity)
+    else:
+        _place_reservoir(kt, t, offsets_t, entries_t, counts, capacity, seed)
+
+
 @jit_parallel
 def _build_kernel(keys_t, offsets, entries, work, capacity, policy, seed):
     L = keys_t.shape[0]
     n_workers = work.shape[0]
     # one worker per thread, each owning a counts row (no allocation inside prange);
-    # tables are dealt round-robin to workers
+    # tables are dealt round-robin to workers. The body only calls a serial kernel (code
+    # inlined into a prange body can lose LLVM optimisations, see hashing/dispatch.py).
     for w in numba.prange(n_workers):
         for t in range(w, L, n_workers):
-            _count_and_offsets(keys_t[t], offsets[t], work[w], capacity)
-            entries[t, :] = -1
-            if policy == FIFO:
-                _place_fifo(keys_t[t], offsets[t], entries[t], work[w], capacity)
-            else:
-                _place_reservoir(keys_t[t], t, offsets[t], entries[t], work[w], capacity, seed)
+            _build_table(keys_t[t], t, offsets[t], entries[t], work[w], capacity, policy, seed)
 
 
 @jit
