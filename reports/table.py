@@ -102,19 +102,30 @@ def _base_columns(runs: pd.DataFrame) -> pd.DataFrame:
     return out.assign(**missing)
 
 
+def _baseline_ref(table: pd.DataFrame, base: str, t_col: str) -> pd.DataFrame:
+    """Per (dataset, threads) the baseline's time to target (_ref_t) and total training time
+    (_ref_total); repeated baseline runs give their median, NaN if any one missed the target
+    (a median over only the lucky repeats would flatter the baseline)."""
+    rows = table[table["model"] == base]
+    return (rows.groupby(["dataset", "threads"], dropna=False)[[t_col, "train s"]]
+            .agg(lambda v: v.median(skipna=False)).reset_index()
+            .rename(columns={t_col: "_ref_t", "train s": "_ref_total"}))
+
+
+def _with_ref(table: pd.DataFrame, base: str, t_col: str) -> pd.DataFrame:
+    """The table's rows (same order) with the matching baseline reference columns."""
+    return table.merge(_baseline_ref(table, base, t_col), how="left", on=["dataset", "threads"])
+
+
 def _speedups(table: pd.DataFrame, fractions: Sequence[float]) -> pd.DataFrame:
-    """Adds 'speed-up vs <b> @<f>' columns for every baseline b present in the table."""
-    present = [b for b in BASELINES if (table["model"] == b).any()]
-    cols: dict[str, pd.Series] = {}
-    for base in present:
-        ref = table[table["model"] == base].drop_duplicates(["dataset", "threads"])
+    """Adds 'speed-up vs <b> @<f>' = baseline time / run time for every baseline b present,
+    matched on the same dataset and thread count."""
+    cols: dict[str, np.ndarray] = {}
+    for base in [b for b in BASELINES if (table["model"] == b).any()]:
         for frac in fractions:
             t_col = f"t@{_pct(frac)} s"
-            ref_t = ref[["dataset", "threads", t_col]].rename(columns={t_col: "_ref"})
-            merged = table[["dataset", "threads", t_col]].merge(ref_t, how="left",
-                                                               on=["dataset", "threads"])
-            cols[f"speed-up vs {base} @{_pct(frac)}"] = pd.Series(
-                (merged["_ref"] / merged[t_col]).to_numpy(), index=table.index)
+            merged = _with_ref(table, base, t_col)
+            cols[f"speed-up vs {base} @{_pct(frac)}"] = (merged["_ref_t"] / merged[t_col]).to_numpy()
     return table.assign(**cols)
 
 
@@ -162,20 +173,15 @@ def _speedup_text(ratio: float, mine: float, ref_t: float, ref_total: float) -> 
 
 def _speedup_cells(table: pd.DataFrame) -> pd.DataFrame:
     """Speed-up columns as text, with '>x' lower bounds where the baseline never got there."""
-    out = table[["model", "run", "threads"]]
     cells: dict[str, list[str]] = {}
     for col in [c for c in table.columns if c.startswith("speed-up vs ")]:
         base, frac_txt = col.removeprefix("speed-up vs ").split(" @")
         t_col = f"t@{frac_txt} s"
-        ref = (table[table["model"] == base].drop_duplicates(["dataset", "threads"])
-               [["dataset", "threads", t_col, "train s"]]
-               .rename(columns={t_col: "_ref_t", "train s": "_ref_total"}))
-        merged = table[["dataset", "threads", t_col, col]].merge(ref, how="left",
-                                                                 on=["dataset", "threads"])
+        merged = _with_ref(table, base, t_col)
         cells[col.removeprefix("speed-up ")] = [
             _speedup_text(*map(float, vals)) for vals in
             merged[[col, t_col, "_ref_t", "_ref_total"]].itertuples(index=False)]
-    return out.assign(**cells)
+    return table[["model", "run", "threads"]].assign(**cells)
 
 
 def dead_runs_lines(runs: pd.DataFrame) -> list[str]:

@@ -388,3 +388,31 @@ def test_figure3_has_one_panel_per_dataset(store, tmp_path):
                                      load_histories(client, runs), tmp_path / "one")[0])
     two = _assert_image(plots.figure3(runs, load_histories(client, runs), tmp_path / "two")[0])
     assert two.shape[1] > 1.5 * one.shape[1]
+
+
+def _frames(curves: dict[str, tuple[str, list[float], list[float]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """runs/histories tables by hand: {run_id: (model, times, p_at_1)}; final P@1 = last point."""
+    runs = pd.DataFrame({
+        "run_id": list(curves), "run_name": [f"{m}/d/{i}" for i, (m, _, _) in enumerate(curves.values())],
+        "model": [m for m, _, _ in curves.values()], "dataset": "d", "status": "finished",
+        "reason": "", "threads": pd.array([2] * len(curves), dtype="Int64"),
+        "final/p_at_1": [p[-1] for _, _, p in curves.values()],
+        "final/train_s": [t[-1] for _, t, _ in curves.values()]})
+    hist = pd.concat([pd.DataFrame({"run_id": rid, "step": np.arange(len(t)), "eval/p_at_1": p,
+                                    "time/train_s": t, "eval/p_at_5": np.nan, "train/loss": np.nan})
+                      for rid, (_, t, p) in curves.items()], ignore_index=True)
+    return runs, hist
+
+
+def test_repeated_baselines_use_the_median_and_any_miss_counts():
+    t = [0.0, 10.0, 20.0, 40.0]
+    runs, hist = _frames({"a": ("tf_cpu", t, [0.0, 0.5, 1.0, 1.0]),       # 50% at 10 s
+                          "b": ("tf_cpu", t, [0.0, 0.25, 0.5, 0.75]),     # 50% at 20 s, 90% never
+                          "c": ("slide", [0.0, 1.0, 2.0, 3.0], [0.0, 0.5, 0.9, 1.0])})
+    table = time_to_accuracy_table(runs, hist, fractions=(0.5, 0.9)).set_index("run_id")
+    assert table.loc["c", "speed-up vs tf_cpu @50%"] == pytest.approx(15.0 / 1.0)
+    assert math.isnan(table.loc["c", "speed-up vs tf_cpu @90%"])  # one repeat never got there
+    assert table.loc["a", "t@90% s"] == pytest.approx(18.0)  # 0.5 -> 1.0 between 10 and 20 s
+    md = to_markdown(time_to_accuracy_table(runs, hist, fractions=(0.5, 0.9)), runs, (0.5, 0.9))
+    slide_row = next(r for r in md.split("## Speed-ups")[1].splitlines() if r.startswith("| slide"))
+    assert ">20.00x" in slide_row  # median total baseline time 40 s / slide's 2 s
