@@ -6,10 +6,13 @@ Prints: per-vector dense hash time (DWTA K=6 L=50 and SimHash K=9 L=50, dim 128,
 thread, no Python overhead), hash_rows + build_tables time for all neurons (K=6, L=50,
 range_pow 18, bucket capacity 128), peak RSS, and per-query union/count times with the
 mean active-set size. Numba compilation is done before timing (warm-up call).
+``--packing reference_ln`` builds the tables with the reference C++'s overlapping packing
+(only ~9.6k reachable buckets: far larger active sets).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 
@@ -73,7 +76,8 @@ def main() -> None:
     args = ap.parse_args()
     numba.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    print(f"threads={numba.get_num_threads()} neurons={args.neurons} dim={args.dim} packing={args.packing}")
+    print(f"threads={numba.get_num_threads()} neurons={args.neurons} dim={args.dim} packing={args.packing} "
+          f"load average={os.getloadavg()[0]:.1f} (numbers are only comparable on a quiet machine)")
 
     bench_per_vector("dwta", 6, 50, args.dim, 20_000, rng)
     bench_per_vector("simhash", 9, 50, args.dim, 20_000, rng)
