@@ -5,8 +5,9 @@ the position (0..bin_size-1) of the largest of them: log2(bin_size) bits.
 Unlike DWTA, plain WTA compares the values of all its coordinates including zeros (there
 is no densification, every code always has a winner). Ties go to the smallest position,
 so the code depends only on the values, not on evaluation order. A sparse input is
-scattered into the zero-filled float scratch row first (``dim`` floats), which makes dense
-and sparse codes identical by construction. The reference WtaHash.cpp read the wrong
+scattered into the float scratch row (``dim`` floats, zeroed on every call: O(dim) per
+sparse hash, so prefer DWTA for very wide sparse inputs), which makes dense and sparse
+codes identical by construction. The reference WtaHash.cpp read the wrong
 coordinate for the winning value and returned a coordinate index instead of a position;
 we implement WTA as published.
 """
