@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import prange
 
+from slide_core._numba import jit
 from slide_core.twin import twin
 
 
@@ -25,9 +26,14 @@ def adam_lr(lr: float, beta1: float, beta2: float, t: int) -> float:
     return lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
 
 
-def _adam_impl(W, m, v, g, stamp, batch_id, lazy, lr_t, b1, b2, eps, n_chunks):
-    """Adam (Keras form) on rows of W: lazy -> only rows with stamp == batch_id; dense ->
-    every row. Consumes the gradient (zeroes the rows it read)."""
+LAZY, DENSE, UNTOUCHED = 0, 1, 2
+
+
+def _adam_impl(W, m, v, g, stamp, batch_id, mode, lr_t, b1, b2, eps, n_chunks):
+    """Adam (Keras form) on rows of W. mode LAZY: only rows with stamp == batch_id; DENSE:
+    every row; UNTOUCHED: only rows with stamp != batch_id (the dense mode's g = 0 rows after
+    grouped_adam did the touched ones). Consumes the gradient (zeroes the rows it read);
+    untouched rows never read g (it is zero there), so g may be a dummy in UNTOUCHED mode."""
     n_rows = W.shape[0]
     n_cols = W.shape[1]
     one_b1 = np.float32(1.0 - b1)
@@ -39,28 +45,122 @@ def _adam_impl(W, m, v, g, stamp, batch_id, lazy, lr_t, b1, b2, eps, n_chunks):
     for c in prange(n_chunks):
         for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
             touched = stamp[r] == batch_id
-            if lazy and not touched:
+            if (mode == LAZY and not touched) or (mode == UNTOUCHED and touched):
                 continue
+            # row views: indices below are range variables, so the loop vectorises
+            w = W[r]
+            mr = m[r]
+            vr = v[r]
+            gr = g[r] if touched else g[0]
             for k in range(n_cols):
-                gk = g[r, k]
-                mk = b1f * m[r, k] + one_b1 * gk
-                vk = b2f * v[r, k] + one_b2 * gk * gk
-                m[r, k] = mk
-                v[r, k] = vk
-                W[r, k] -= lr_f * mk / (np.sqrt(vk) + eps_f)
+                gk = gr[k] if touched else np.float32(0.0)
+                mk = b1f * mr[k] + one_b1 * gk
+                vk = b2f * vr[k] + one_b2 * gk * gk
+                mr[k] = mk
+                vr[k] = vk
+                w[k] -= lr_f * mk / (np.sqrt(vk) + eps_f)
             if touched:
                 for k in range(n_cols):
-                    g[r, k] = 0.0
-
+                    gr[k] = 0.0
 
 
 adam_serial, adam_parallel = twin(_adam_impl)
 
 
-def adam_update(kernel, p, batch_id: int, lazy: bool, lr: float, beta1: float, beta2: float,
+def adam_update(kernel, p, batch_id: int, mode: int, lr: float, beta1: float, beta2: float,
                 eps: float, n_chunks: int) -> None:
     """Adam on one LayerParams (W rows and biases) with the compiled `kernel` variant."""
     lr_t = adam_lr(lr, beta1, beta2, batch_id)
-    kernel(p.W, p.mW, p.vW, p.gW, p.row_stamp, batch_id, lazy, lr_t, beta1, beta2, eps, n_chunks)
+    kernel(p.W, p.mW, p.vW, p.gW, p.row_stamp, batch_id, mode, lr_t, beta1, beta2, eps, n_chunks)
     kernel(p.b.reshape(-1, 1), p.mb.reshape(-1, 1), p.vb.reshape(-1, 1), p.gb.reshape(-1, 1),
-           p.bias_stamp, batch_id, lazy, lr_t, beta1, beta2, eps, max(1, min(n_chunks, p.b.shape[0])))
+           p.bias_stamp, batch_id, mode, lr_t, beta1, beta2, eps, max(1, min(n_chunks, p.b.shape[0])))
+
+
+@jit
+def group_rows(ids, cnt, has_grad, row_count, touched_rows, row_ptr, pairs, row_stamp, bias_stamp, batch_id):
+    """Group the batch's (sample, slot) pairs by output neuron (counting sort, serial).
+
+    Returns n_touched; rows touched_rows[:n] in first-appearance order, the pairs of row t at
+    pairs[row_ptr[t]:row_ptr[t+1]] as flat indices s * cap + i, in sample order (so the
+    gradient sum is deterministic). row_count (n_out zeros) is restored to zeros."""
+    cap = ids.shape[1]
+    n_t = 0
+    for s in range(ids.shape[0]):
+        if has_grad[s] == 0:
+            continue
+        for i in range(cnt[s]):
+            a = ids[s, i]
+            if row_count[a] == 0:
+                touched_rows[n_t] = a
+                n_t += 1
+            row_count[a] += 1
+    pos = 0
+    for t in range(n_t):
+        a = touched_rows[t]
+        c = row_count[a]
+        row_ptr[t] = pos
+        row_count[a] = pos  # becomes the write cursor of row a
+        pos += c
+    row_ptr[n_t] = pos
+    for s in range(ids.shape[0]):
+        if has_grad[s] == 0:
+            continue
+        for i in range(cnt[s]):
+            a = ids[s, i]
+            pairs[row_count[a]] = s * cap + i
+            row_count[a] += 1
+    for t in range(n_t):
+        a = touched_rows[t]
+        row_count[a] = 0
+        row_stamp[a] = batch_id
+        bias_stamp[a] = batch_id
+    return n_t
+
+
+def _grouped_impl(W, m, v, b, mb, vb, touched_rows, n_t, row_ptr, pairs, dz, H, gbuf, lr_t, b1, b2, eps,
+                  n_chunks):
+    """Lazy Adam on the output rows the batch touched, assembling each row's gradient
+    sum_s dz[s, a] h_s on the fly (h_s: the dense hidden activations, cache-resident), so no
+    gradient array exists for the output layer: per touched row only W, m, v are read and
+    written once, and nothing races (each row belongs to one chunk)."""
+    n_cols = W.shape[1]
+    cap = dz.shape[1]
+    one_b1 = np.float32(1.0 - b1)
+    one_b2 = np.float32(1.0 - b2)
+    b1f = np.float32(b1)
+    b2f = np.float32(b2)
+    lr_f = np.float32(lr_t)
+    eps_f = np.float32(eps)
+    for c in prange(n_chunks):
+        gr = gbuf[c]
+        for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
+            a = touched_rows[t]
+            for k in range(n_cols):
+                gr[k] = 0.0
+            gbias = np.float32(0.0)
+            for e in range(row_ptr[t], row_ptr[t + 1]):
+                p = pairs[e]
+                s = p // cap
+                d = dz[s, p - s * cap]
+                gbias += d
+                h = H[s]
+                for k in range(n_cols):
+                    gr[k] += d * h[k]
+            w = W[a]
+            mr = m[a]
+            vr = v[a]
+            for k in range(n_cols):
+                gk = gr[k]
+                mk = b1f * mr[k] + one_b1 * gk
+                vk = b2f * vr[k] + one_b2 * gk * gk
+                mr[k] = mk
+                vr[k] = vk
+                w[k] -= lr_f * mk / (np.sqrt(vk) + eps_f)
+            mk = b1f * mb[a] + one_b1 * gbias
+            vk = b2f * vb[a] + one_b2 * gbias * gbias
+            mb[a] = mk
+            vb[a] = vk
+            b[a] -= lr_f * mk / (np.sqrt(vk) + eps_f)
+
+
+grouped_serial, grouped_parallel = twin(_grouped_impl)

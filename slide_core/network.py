@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from slide_core import inference
-from slide_core.adam import adam_update
+from slide_core.adam import DENSE, LAZY, UNTOUCHED, adam_lr, adam_update, group_rows
 from slide_core.config import LayerConfig, NetworkConfig
 from slide_core.hashing import HashFunctions, hash_rows, make_hash_functions
 from slide_core.layer import LayerParams, keras_weights, make_layer, neuron_rows
@@ -74,11 +74,15 @@ class SlideNetwork:
                                 np.zeros(b, dtype=np.float32)) for a, b in zip(sizes[:-1], sizes[1:])]
         if len(initial_weights) != len(config.layers):
             raise ValueError(f"initial_weights has {len(initial_weights)} layers, config has {len(config.layers)}")
+        # the output layer's gradient is assembled in the grouped Adam (no gW array, no race)
+        # when its input is dense and its output sparse: the Amazon/Delicious configuration
+        self.grouped = (not config.layers[-1].dense) and config.layers[-2].dense
         self.params: list[LayerParams] = []
         for i, (W, b) in enumerate(initial_weights):
             if tuple(np.shape(W)) != (sizes[i], sizes[i + 1]):
                 raise ValueError(f"initial_weights[{i}] W has shape {np.shape(W)}, expected {(sizes[i], sizes[i + 1])}")
-            self.params.append(make_layer(W, b, input_major=(i == 0)))
+            self.params.append(make_layer(W, b, input_major=(i == 0),
+                                          grad=not (i == len(config.layers) - 1 and self.grouped)))
         self.step = 0  # finished batches; batch ids are 1-based (step + 1)
         self.rebuilds = [0] * len(config.layers)
         self.hfs: list[HashFunctions | None] = [None] * len(config.layers)
@@ -118,7 +122,7 @@ class SlideNetwork:
             if ws is not None:
                 self._fold_stats(ws)
             self._ws = ws = make_workspace(self.config.layers, rows_alloc, max(room, ws.label_room if ws else 0),
-                                           self.n_chunks, self.hfs)
+                                           self.n_chunks, self.hfs, grouped=self.grouped)
         return ws
 
     def _fold_stats(self, ws: Workspace) -> None:
@@ -186,20 +190,63 @@ class SlideNetwork:
     def train_batch(self, x, y) -> float:
         """One Adam step on a batch; returns the mean loss (rows without labels count 0)."""
         loss = self._forward_backward(x, y)
+        self._update()
+        return loss
+
+    def _update(self) -> None:
+        """Adam after _forward_backward, then the step counter and table maintenance."""
         c = self.config
+        rows = self._last_rows
         batch_id = self.step + 1
         t0 = time.perf_counter()
-        lazy = c.optimizer == "lazy"
-        n_chunks = self._ws.n_chunks
+        mode = LAZY if c.optimizer == "lazy" else DENSE
+        ws = self._ws
+        n_chunks = ws.n_chunks
         adam_chunks = n_chunks * 4 if n_chunks > 1 else 1
-        for p in self.params:
-            adam_update(self.kernels.adam, p, batch_id, lazy, c.lr, c.beta1, c.beta2, c.eps, adam_chunks)
+        k = self.kernels
+        for i, p in enumerate(self.params):
+            if i == len(self.params) - 1 and self.grouped:
+                self._grouped_adam(ws, rows, batch_id)
+                if mode == DENSE:
+                    adam_update(k.adam, p, batch_id, UNTOUCHED, c.lr, c.beta1, c.beta2, c.eps, adam_chunks)
+            else:
+                adam_update(k.adam, p, batch_id, mode, c.lr, c.beta1, c.beta2, c.eps, adam_chunks)
         self._timers["adam_s"] += time.perf_counter() - t0
         self.step = batch_id
         self._batches_since_stats += 1
-        self._samples_since_stats += len(x.indptr) - 1
+        self._samples_since_stats += rows
         self._maintain()
-        return loss
+
+    def _grouped_adam(self, ws: Workspace, rows: int, batch_id: int) -> None:
+        c = self.config
+        last = len(c.layers) - 1
+        lw = ws.layers[last]
+        p = self.params[last]
+        n_t = group_rows(lw.ids[:rows], lw.cnt[:rows], ws.has_grad[:rows], ws.grp_count, ws.grp_rows,
+                         ws.grp_ptr, ws.grp_pairs, p.row_stamp, p.bias_stamp, batch_id)
+        grouped = self.kernels.grouped
+        grouped(p.W, p.mW, p.vW, p.b, p.mb, p.vb, ws.grp_rows, n_t, ws.grp_ptr, ws.grp_pairs, lw.vals[:rows],
+                ws.layers[last - 1].vals[:rows], ws.grp_gbuf, adam_lr(c.lr, c.beta1, c.beta2, batch_id),
+                c.beta1, c.beta2, c.eps, ws.n_chunks)
+
+    def _deferred_output_grad(self):
+        """(gW (n_out, n_in), gb) of the output layer after _forward_backward in grouped mode
+        (what grouped Adam assembles; for tests)."""
+        ws = self._ws
+        last = len(self.config.layers) - 1
+        lw, prev = ws.layers[last], ws.layers[last - 1]
+        n_out, n_in = self.params[last].W.shape
+        gW = np.zeros((n_out, n_in))
+        gb = np.zeros(n_out)
+        rows = self._last_rows
+        for s in range(rows):
+            if not ws.has_grad[s]:
+                continue
+            ids = lw.ids[s, :lw.cnt[s]]
+            dz = lw.vals[s, :lw.cnt[s]].astype(np.float64)
+            np.add.at(gW, ids, dz[:, None] * prev.vals[s].astype(np.float64)[None, :])
+            np.add.at(gb, ids, dz)
+        return gW, gb
 
     def _forward_backward(self, x, y) -> float:
         """Everything but the update: active sets, forward, loss, gradients left in
@@ -240,7 +287,7 @@ class SlideNetwork:
                 k.output(p.W, p.b, *inp, prev.delta[:rows].reshape(-1), True,
                          lw.ids[:rows], lw.cnt[:rows], lw.vals[:rows], cfg.dense, lw.n_forced[:rows],
                          y_ptr, y_ids, 1.0 / rows, batch_id, p.gW, p.gb, p.row_stamp, p.bias_stamp,
-                         ws.losses[:rows], ws.has_grad[:rows], ws.n_chunks, lw.stats)
+                         ws.losses[:rows], ws.has_grad[:rows], self.grouped, ws.n_chunks, lw.stats)
             t_fb += time.perf_counter() - t0
             inp = self._layer_as_input(ws, i, rows, cfg.dense)
         t0 = time.perf_counter()
@@ -255,6 +302,7 @@ class SlideNetwork:
                        need, lw.ids[:rows], lw.cnt[:rows], lw.vals[:rows], cfg.dense, lw.delta[:rows],
                        ws.has_grad[:rows], batch_id, ws.n_chunks)
         self._timers["forward_backward_s"] += t_fb + time.perf_counter() - t0
+        self._last_rows = rows
         return float(ws.losses[:rows].astype(np.float64).sum() / rows)
 
     # ---------------------------------------------------------------- inference

@@ -161,21 +161,24 @@ def score_all(W, b, input_major, i_ids, i_vals, lo, cnt, i_dense, scores):
     width = b.shape[0]
     for a in range(width):
         scores[a] = b[a]
+    xi = i_ids[lo:lo + cnt]  # sliced once so indices are range variables (vectorises)
+    xv = i_vals[lo:lo + cnt]
     if input_major:
         for k in range(cnt):
-            j = k if i_dense else i_ids[lo + k]
-            x = i_vals[lo + k]
+            w = W[k] if i_dense else W[xi[k]]
+            x = xv[k]
             for a in range(width):
-                scores[a] += x * W[j, a]
+                scores[a] += x * w[a]
     else:
         for a in range(width):
             acc = np.float32(0.0)
+            w = W[a]
             if i_dense:
                 for k in range(cnt):
-                    acc += W[a, k] * i_vals[lo + k]
+                    acc += w[k] * xv[k]
             else:
                 for k in range(cnt):
-                    acc += W[a, i_ids[lo + k]] * i_vals[lo + k]
+                    acc += w[xi[k]] * xv[k]
             scores[a] += acc
 
 

@@ -45,6 +45,12 @@ class Workspace(NamedTuple):
     losses: np.ndarray  # float32 (rows,)
     has_grad: np.ndarray  # uint8 (rows,)
     layers: tuple[LayerWork, ...]
+    # grouped output-layer Adam (adam.group_rows / grouped_adam); size 1 when unused
+    grp_count: np.ndarray  # int32 (n_out,): zeros between batches
+    grp_rows: np.ndarray  # int32 (rows * cap,)
+    grp_ptr: np.ndarray  # int64 (rows * cap + 1,)
+    grp_pairs: np.ndarray  # int64 (rows * cap,)
+    grp_gbuf: np.ndarray  # float32 (T, n_in): per-chunk gradient row
 
 
 def _per_chunk(T: int, n: int, dtype, fill=0) -> np.ndarray:
@@ -84,9 +90,17 @@ def make_layer_work(cfg: LayerConfig, rows: int, label_room: int, T: int, hf, de
 
 
 def make_workspace(layers: tuple[LayerConfig, ...], rows: int, label_room: int, n_chunks: int,
-                   hfs: list, dense: bool = False) -> Workspace:
-    """Workspace for a batch of `rows`; dense=True computes every neuron (dense inference)."""
+                   hfs: list, dense: bool = False, grouped: bool = False) -> Workspace:
+    """Workspace for a batch of `rows`; dense=True computes every neuron (dense inference);
+    grouped: buffers for the grouped output-layer Adam."""
+    out = layers[-1]
+    cap = out.capacity(label_room) if grouped else 1
+    n_pairs = rows * cap if grouped else 1
+    n_in = layers[-2].width if (grouped and len(layers) > 1) else 1
     return Workspace(
+        grp_count=np.zeros(out.width if grouped else 1, dtype=np.int32),
+        grp_rows=np.zeros(n_pairs, dtype=np.int32), grp_ptr=np.zeros(n_pairs + 1, dtype=np.int64),
+        grp_pairs=np.zeros(n_pairs, dtype=np.int64), grp_gbuf=np.zeros((n_chunks, n_in), dtype=np.float32),
         rows=rows, label_room=label_room, n_chunks=n_chunks,
         x_start=np.zeros(rows, dtype=np.int64), x_cnt=np.zeros(rows, dtype=np.int64),
         y_ptr=np.zeros(rows + 1, dtype=np.int64), losses=np.zeros(rows, dtype=np.float32),

@@ -6,7 +6,7 @@ import pytest
 
 from experiments.data.csr import CSR
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
-from slide_core.adam import adam_lr, adam_parallel, adam_serial
+from slide_core.adam import DENSE, LAZY, adam_lr, adam_parallel, adam_serial
 from tests import reference as ref
 
 N_FEAT, HID, N_OUT = 30, 16, 13  # 13: not a multiple of 8 on purpose
@@ -145,9 +145,52 @@ def test_sparse_output_gradients_match_reference_on_its_active_sets():
     X, Y = x.to_dense().astype(np.float64), y.to_dense().astype(np.float64)
     ref_loss, grads = ref.backward(f64(weights()), X, Y, actives)
     assert loss == pytest.approx(ref_loss, rel=1e-5)
-    np.testing.assert_allclose(net.params[1].gW, grads[1][0].T, atol=1e-6)
-    np.testing.assert_allclose(net.params[1].gb, grads[1][1], atol=1e-6)
+    assert net.grouped  # output gradient assembled by the grouped Adam, not accumulated
+    gW, gb = net._deferred_output_grad()
+    np.testing.assert_allclose(gW, grads[1][0].T, atol=1e-6)
+    np.testing.assert_allclose(gb, grads[1][1], atol=1e-6)
     np.testing.assert_allclose(net.params[0].gW, grads[0][0], atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["lazy", "dense"])
+def test_sparse_output_grouped_adam_steps_equal_reference(optimizer):
+    """Three steps with a sparse output layer: weights after the grouped (lazy) / grouped +
+    untouched (dense) Adam equal the reference Adam on the kernel's own active sets."""
+    cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), LayerConfig(N_OUT, sparsity=0.3, strategy="random")),
+                        lr=1e-2, optimizer=optimizer)
+    net = SlideNetwork(cfg, initial_weights=weights(), seed=0, threads=1)
+    layers = f64(weights())
+    moments = [[np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)] for W, b in layers]
+    for t in range(1, 4):
+        x, y = batch(seed=t)
+        net._forward_backward(x, y)
+        lw = net._ws.layers[1]
+        actives = [None, [lw.ids[s, :lw.cnt[s]].copy() for s in range(x.n_rows)]]
+        has = net._ws.has_grad[:x.n_rows].astype(bool).copy()
+        net._update()
+        X, Y = x.to_dense().astype(np.float64), y.to_dense().astype(np.float64)
+        _, grads = ref.backward(layers, X, Y, actives)
+        rows0, b0, _ = _touched(X, Y, grads)
+        rows1 = np.unique(np.concatenate([actives[1][s] for s in range(x.n_rows) if has[s]]))
+        new = []
+        for li, ((W, b), (gW, gb)) in enumerate(zip(layers, grads)):
+            mW, vW, mb, vb = moments[li]
+            if optimizer == "dense":
+                W, mW, vW = ref.adam_dense(W, mW, vW, gW, t, 1e-2, 0.9, 0.999, 1e-8)
+                b, mb, vb = ref.adam_dense(b, mb, vb, gb, t, 1e-2, 0.9, 0.999, 1e-8)
+            elif li == 0:
+                W, mW, vW = ref.adam_lazy(W, mW, vW, gW, rows0, t, 1e-2, 0.9, 0.999, 1e-8)
+                b, mb, vb = ref.adam_lazy(b, mb, vb, gb, b0, t, 1e-2, 0.9, 0.999, 1e-8)
+            else:
+                WT, mT, vT = ref.adam_lazy(W.T, mW.T, vW.T, gW.T, rows1, t, 1e-2, 0.9, 0.999, 1e-8)
+                W, mW, vW = WT.T, mT.T, vT.T
+                b, mb, vb = ref.adam_lazy(b, mb, vb, gb, rows1, t, 1e-2, 0.9, 0.999, 1e-8)
+            moments[li] = [mW, vW, mb, vb]
+            new.append((W, b))
+        layers = new
+        for (W, b), (Wk, bk) in zip(layers, net.weights()):
+            np.testing.assert_allclose(Wk, W, atol=2e-6)
+            np.testing.assert_allclose(bk, b, atol=2e-6)
 
 
 def test_adam_kernels_match_reference():
@@ -167,7 +210,7 @@ def test_adam_kernels_match_reference():
             if not lazy:
                 args[3][~np.isin(np.arange(11), touched)] = 0  # dense mode: untouched rows have g = 0
             exp_g = args[3].copy()
-            kernel(*args, stamp, 7, lazy, adam_lr(1e-3, 0.9, 0.999, 7), 0.9, 0.999, 1e-8, 3)
+            kernel(*args, stamp, 7, LAZY if lazy else DENSE, adam_lr(1e-3, 0.9, 0.999, 7), 0.9, 0.999, 1e-8, 3)
             if lazy:
                 eW, em, ev = ref.adam_lazy(W.astype(np.float64), m, v, g, touched, 7, 1e-3, 0.9, 0.999, 1e-8)
             else:

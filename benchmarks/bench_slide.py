@@ -1,0 +1,117 @@
+"""SLIDE training speed at the Amazon-670K shape (135,909 -> 128 -> 670,091), reference hash
+settings (DWTA K=6 L=50 range_pow 18, bucket 128, min active 1000, output sparsity 0.005),
+lazy Adam, batch 128; with 1 and 2 threads; then at 67k labels for the sub-linearity ratio.
+
+    .venv/bin/python -m benchmarks.bench_slide                     # full (a few minutes)
+    .venv/bin/python -m benchmarks.bench_slide --batches 20 --quick  # smaller
+
+Prints samples/s, the time split (hash / tables / forward-backward / Adam / rehash), peak RSS,
+mean active output size, dense inference points/s, and the 67k vs 670k per-sample time ratio.
+Data: random CSR batches with the Amazon statistics (~75 features per point out of 135,909
+with Zipf-like frequencies, ~5.4 labels per point); the speed does not depend on learnability.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numba
+import numpy as np
+
+from experiments.data.csr import CSR
+from slide_core import LayerConfig, NetworkConfig, SlideNetwork
+
+N_FEATURES, HIDDEN, N_LABELS = 135_909, 128, 670_091
+
+
+def random_batches(n_batches: int, batch: int, n_features: int, n_labels: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    feat_p = 1.0 / np.arange(1, n_features + 1) ** 0.8
+    feat_p /= feat_p.sum()
+    feat_perm = rng.permutation(n_features)
+    out = []
+    for _ in range(n_batches):
+        nnz = rng.integers(40, 110, batch)
+        xr, xv, yr = [], [], []
+        for s in range(batch):
+            f = np.unique(feat_perm[rng.choice(n_features, nnz[s], p=feat_p)])
+            xr.append(f.tolist())
+            xv.append((rng.random(len(f)) + 0.1).astype(np.float32).tolist())
+            yr.append(np.unique(rng.integers(0, n_labels, int(rng.integers(1, 11)))).tolist())
+        out.append((CSR.from_rows(xr, n_features, xv), CSR.from_rows(yr, n_labels)))
+    return out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def config(n_labels: int) -> NetworkConfig:
+    out = LayerConfig(n_labels, sparsity=0.005, hash_family="dwta", K=6, L=50, range_pow=18, bin_size=8,
+                      bucket_capacity=128, insertion="reservoir", strategy="vanilla", min_active=1000)
+    return NetworkConfig(n_features=N_FEATURES, layers=(LayerConfig(HIDDEN), out), lr=1e-4, optimizer="lazy",
+                         rehash_every=50, rebuild_every=1000)
+
+
+def run(n_labels: int, threads: int, batches, label: str) -> float:
+    numba.set_num_threads(threads)
+    t0 = time.perf_counter()
+    net = SlideNetwork(config(n_labels), seed=0, threads=threads)
+    build = time.perf_counter() - t0
+    net.train_batch(*batches[0])  # compile / first touch, not timed
+    net.stats()
+    t0 = time.perf_counter()
+    n = 0
+    for x, y in batches[1:]:
+        net.train_batch(x, y)
+        n += x.n_rows
+    wall = time.perf_counter() - t0
+    st = net.stats()
+    per_sample_ms = 1000 * wall / n
+    print(f"[{label}] labels={n_labels} threads={threads}: {n / wall:,.0f} samples/s "
+          f"({per_sample_ms:.3f} ms/sample, {len(batches) - 1} batches, build {build:.1f}s)")
+    split = " ".join(f"{k[:-2]}={st[k]:.2f}s" for k in ("hash_s", "tables_s", "forward_backward_s", "adam_s", "rehash_s"))
+    print(f"    split: {split}  (wall {wall:.2f}s)")
+    print(f"    active_out_mean={st['active_out_mean']:.0f} candidates={st.get('candidates_mean/layer1', 0):.0f} "
+          f"label_recall={st.get('label_recall', float('nan')):.3f} mults/sample={st['mults_per_sample']:,.0f} "
+          f"(x{st['mults_dense_ratio']:.4f} of dense) peak_rss={peak_rss_mb():,.0f} MB")
+    if label == "main":
+        xs = CSR(*[np.concatenate(a) if i else None for i, a in enumerate(())], 0) if False else None
+        x_eval = batches[1][0]
+        for _ in range(1):
+            net.predict_topk(x_eval, 5)  # compile
+        reps = max(1, 1024 // x_eval.n_rows)
+        t0 = time.perf_counter()
+        for r in range(reps):
+            net.predict_topk(batches[1 + r % (len(batches) - 1)][0], 5)
+        dt = time.perf_counter() - t0
+        print(f"    dense inference: {reps * x_eval.n_rows / dt:,.0f} points/s (top-5 over {n_labels:,} labels)")
+    return per_sample_ms
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", type=int, default=61)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--no-small", action="store_true", help="skip the 67k-label run")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    batches = random_batches(args.batches, args.batch, N_FEATURES, N_LABELS)
+    print(f"data: {args.batches} batches of {args.batch} in {time.perf_counter() - t0:.1f}s; "
+          f"numba threads available: {numba.config.NUMBA_NUM_THREADS}")
+    per = {}
+    for th in [int(t) for t in args.threads.split(",")]:
+        per[th] = run(N_LABELS, th, batches, "main")
+    if not args.no_small:
+        small = N_LABELS // 10
+        sb = [(x, CSR(y.indptr, (y.indices % small).astype(np.int32), y.data, small)) for x, y in batches]
+        th = max(per)
+        ms_small = run(small, th, sb, "67k")
+        print(f"sub-linearity: per-sample time 670k / 67k = {per[th] / ms_small:.2f} (dense would be ~10)")
+    print(f"peak RSS {peak_rss_mb():,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
