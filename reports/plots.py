@@ -88,30 +88,77 @@ def context_text(runs: pd.DataFrame) -> str:
     return f"{', '.join(datasets)}, {thr}"
 
 
+# Params that differ between jobs without being a choice of the experiment (job folders,
+# store locations) or that other label parts already say (threads, dataset name, model).
+_LABEL_SKIP_PREFIXES: tuple[str, ...] = ("paths.", "tracking.", "hydra.", "data.", "model.name",
+                                         "model.params._target_", "train.threads", "dataset.name")
+
+
+def varied_params(group: pd.DataFrame) -> list[str]:
+    """Param columns (dotted names) taking more than one value among these runs, e.g.
+    model.params.K in a hash-parameter sweep; dataset.* is ignored when the dataset varies."""
+    skip = _LABEL_SKIP_PREFIXES + (("dataset.",) if group["dataset"].nunique() > 1 else ())
+    return [c for c in group.columns
+            if "." in c and not c.startswith(skip) and group[c].nunique(dropna=False) > 1]
+
+
+def _short_names(keys: Sequence[str]) -> dict[str, str]:
+    """model.params.K -> K, unless two keys end the same way (then the full key)."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last, strict=True)}
+
+
 def curve_labels(runs: pd.DataFrame) -> dict[str, str]:
-    """run_id -> legend label: the model, plus threads / dataset / job when they vary."""
+    """run_id -> legend label: the model, plus dataset / threads when they vary, plus the
+    params that vary between runs of the same model (K=4 L=10 ...), plus a job number when
+    two labels would still be equal (e.g. repeated seeds)."""
     vary_threads = runs["threads"].nunique(dropna=True) > 1
     vary_data = runs["dataset"].nunique() > 1
     labels: dict[str, str] = {}
-    for r in runs.itertuples(index=False):
-        parts = [r.model or "?"]
-        if vary_data:
-            parts.append(r.dataset)
-        if vary_threads and not pd.isna(r.threads):
-            parts.append(f"{r.threads} thr")
-        if r.status not in ("finished", ""):
-            parts.append(f"({r.status})")
-        labels[r.run_id] = " ".join(parts)
+    for _, group in runs.groupby("model", sort=False):
+        keys = varied_params(group)
+        short = _short_names(keys)
+        for r in group.itertuples(index=False):
+            parts = [r.model or "?"]
+            if vary_data:
+                parts.append(r.dataset)
+            if vary_threads and not pd.isna(r.threads):
+                parts.append(f"{r.threads} thr")
+            row = group[group["run_id"] == r.run_id].iloc[0]
+            parts += [f"{short[k]}={row[k]}" for k in keys if not pd.isna(row[k])]
+            if r.status not in ("finished", ""):
+                parts.append(f"({r.status})")
+            labels[r.run_id] = " ".join(parts)
     counts = pd.Series(list(labels.values())).value_counts()
     dup = set(counts[counts > 1].index)
     names = dict(zip(runs["run_id"], runs["run_name"], strict=True))
-    # Same label twice (e.g. repeated seeds): add the job number from the run name.
-    return {rid: (f"{lab} #{names[rid].rsplit('/', 1)[-1]}" if lab in dup else lab)
-            for rid, lab in labels.items()}
+    return {rid: (f"{labels[rid]} #{names[rid].rsplit('/', 1)[-1]}" if labels[rid] in dup
+                  else labels[rid]) for rid in runs["run_id"]}
+
+
+def _shade(colour: str, i: int, k: int) -> str:
+    """The i-th of k shades of a model's colour: the first run gets the colour itself, the
+    others alternate lighter / darker, up to 45% towards white or black."""
+    if i == 0 or k == 1:
+        return colour
+    step = 0.45 / math.ceil((k - 1) / 2)
+    mix = step * ((i + 1) // 2) * (1 if i % 2 else -1)  # > 0 towards white, < 0 towards black
+    rgb = np.array(matplotlib.colors.to_rgb(colour))
+    out = rgb + (1 - rgb) * mix if mix > 0 else rgb * (1 + mix)
+    return matplotlib.colors.to_hex(np.clip(out, 0, 1))
+
+
+def run_colours(runs: pd.DataFrame) -> dict[str, str]:
+    """run_id -> colour: the model's fixed colour, in shades when a model has several runs."""
+    colours: dict[str, str] = {}
+    for model, group in runs.groupby("model", sort=False):
+        for i, rid in enumerate(group["run_id"]):
+            colours[rid] = _shade(model_colour(model), i, len(group))
+    return colours
 
 
 def _linestyles(runs: pd.DataFrame) -> dict[str, str]:
-    """Runs of the same model share a colour, so they get different line styles."""
+    """Runs of the same model share a colour family, so they also get different line styles."""
     styles: dict[str, str] = {}
     for _, group in runs.groupby("model", sort=False):
         for i, rid in enumerate(group["run_id"]):
@@ -171,20 +218,31 @@ def model_marker(model: str) -> str:
 
 
 def _curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, y: str) -> int:
-    """One line per run in the runs' order (colour and marker by model, line style by run);
-    returns how many were drawn."""
-    labels, styles = curve_labels(runs), _linestyles(runs)
+    """One line per run in the runs' order (colour and marker by model, shade and line style
+    by run); returns how many were drawn."""
     by_run = dict(tuple(points.groupby("run_id", sort=False)))
+    labels = curve_labels(runs)
+    drawable = runs[runs["run_id"].isin(list(by_run))]  # dead runs take no shade or style
+    styles, colours = _linestyles(drawable), run_colours(drawable)
     drawn = 0
     for rid, model in zip(runs["run_id"], runs["model"], strict=True):
         curve = by_run.get(rid)
         if curve is None or curve.empty:
             continue
-        ax.plot(curve[x], curve[y], color=model_colour(model), linestyle=styles[rid],
+        ax.plot(curve[x], curve[y], color=colours[rid], linestyle=styles[rid],
                 marker=model_marker(model), markersize=4, linewidth=1.6, alpha=0.9,
                 label=labels[rid])
         drawn += 1
     return drawn
+
+
+def _legend(ax: plt.Axes, n_curves: int) -> None:
+    """Inside the axes for a few curves; outside on the right for a big sweep."""
+    if n_curves <= 8:
+        ax.legend(loc="best", fontsize=9)
+    else:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+                  ncol=1 + n_curves // 26, borderaxespad=0.0)
 
 
 class _PlainLogFormatter(LogFormatter):
@@ -218,7 +276,7 @@ def _time_panel(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame) -> None:
     ax.set_title(f"P@1 vs training time — {context_text(runs)}")
     ax.grid(True, which="both", alpha=0.3)
     if drawn:
-        ax.legend(loc="best", fontsize=9)
+        _legend(ax, drawn)
     else:
         _empty_message(ax, "no run has eval points after training started")
 
@@ -234,8 +292,9 @@ def figure3(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
     points = eval_points(histories).dropna(subset=["time/train_s"]).sort_values(["run_id", "step"])
     points = points[points["time/train_s"] > 0]
     datasets = list(dict.fromkeys(runs["dataset"])) or [""]
+    big = runs["dataset"].value_counts().max() > 8 if len(runs) else False
     fig, axes = _figure_with_notes(not_plotted(runs, histories), ncols=len(datasets),
-                                   width=8.0 * min(len(datasets), 2))
+                                   width=8.0 * min(len(datasets), 2) + (4.0 if big else 0.0))
     for ax, dataset in zip(axes, datasets, strict=True):
         mine = runs[runs["dataset"] == dataset]
         _time_panel(ax, mine, points[points["run_id"].isin(mine["run_id"])])
@@ -247,7 +306,8 @@ def iterations(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
     """P@1 and training loss vs iteration, one curve per run (convergence parity)."""
     evals = eval_points(histories).sort_values(["run_id", "step"])
     losses = histories[histories["train/loss"].notna()].sort_values(["run_id", "step"])
-    fig, (ax_p, ax_l) = _figure_with_notes(not_plotted(runs, histories), ncols=2, width=12.0)
+    fig, (ax_p, ax_l) = _figure_with_notes(not_plotted(runs, histories), ncols=2,
+                                           width=12.0 + (4.0 if len(runs) > 8 else 0.0))
     drawn = _curves(ax_p, runs, evals, "step", "eval/p_at_1")
     _curves(ax_l, runs, losses, "step", "train/loss")
     ax_p.set(xlabel="training iteration (batches)", ylabel="P@1 (eval subset)",
@@ -257,7 +317,7 @@ def iterations(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
     for ax in (ax_p, ax_l):
         ax.grid(True, alpha=0.3)
     if drawn:
-        ax_p.legend(loc="best", fontsize=9)
+        _legend(ax_p if drawn <= 8 else ax_l, drawn)  # a long legend goes right of both panels
     else:
         _empty_message(ax_p, "no eval points")
     fig.suptitle(f"Convergence per step — {context_text(runs)}")

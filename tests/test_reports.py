@@ -416,3 +416,13 @@ def test_repeated_baselines_use_the_median_and_any_miss_counts():
     md = to_markdown(time_to_accuracy_table(runs, hist, fractions=(0.5, 0.9)), runs, (0.5, 0.9))
     slide_row = next(r for r in md.split("## Speed-ups")[1].splitlines() if r.startswith("| slide"))
     assert ">20.00x" in slide_row  # median total baseline time 40 s / slide's 2 s
+
+
+def test_labels_name_the_params_that_vary_within_a_model():
+    t, p = [0.0, 1.0], [0.0, 0.5]
+    runs, _ = _frames({"a": ("slide", t, p), "b": ("slide", t, p), "c": ("tf_cpu", t, p)})
+    runs = runs.assign(**{"model.params.K": ["4", "9", pd.NA], "model.params.L": "50",
+                          "paths.output_dir": ["/s/0", "/s/1", "/s/2"]})
+    assert plots.curve_labels(runs) == {"a": "slide K=4", "b": "slide K=9", "c": "tf_cpu"}
+    colours = plots.run_colours(runs)
+    assert colours["c"] == plots.MODEL_COLOURS["tf_cpu"] and colours["a"] != colours["b"]
