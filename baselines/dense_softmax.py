@@ -45,6 +45,12 @@ def default_eval_chunk(n_labels: int) -> int:
     return int(min(2048, max(16, EVAL_LOGITS_BYTES // (4 * n_labels))))
 
 
+def _check_ids(m, n: int, what: str) -> None:
+    ids = m.indices[int(m.indptr[0]):int(m.indptr[-1])]
+    if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        raise ValueError(f"{what} ids must be in [0, {n}), got [{int(ids.min())}, {int(ids.max())}]")
+
+
 class DenseSoftmaxNet:
     """The TF network and its optimiser state. Batches are CSR-like (indptr, indices, data)."""
 
@@ -66,6 +72,7 @@ class DenseSoftmaxNet:
         self.jit_compile = bool(jit_compile)
         self.device = device
         self.n_labels = int(weights[-1][0].shape[1])
+        self.n_features = int(weights[0][0].shape[0])
         self.eval_chunk = int(eval_chunk or default_eval_chunk(self.n_labels))
         self.step = 0  # Adam's t: finished optimiser steps
         self.cap_x = self.cap_y = 0  # padded capacities: only grow (each growth = one new shape)
@@ -146,6 +153,9 @@ class DenseSoftmaxNet:
         n_rows = len(x.indptr) - 1
         if n_rows > self.batch_size:
             raise ValueError(f"batch of {n_rows} rows exceeds batch_size {self.batch_size}")
+        # out-of-range ids must fail loudly: XLA's gather clamps them silently
+        _check_ids(x, self.n_features, "feature")
+        _check_ids(y, self.n_labels, "label")
         self.cap_x, self.cap_y = next_capacity(nnz, self.cap_x), next_capacity(pairs, self.cap_y)
         self.shapes_seen.add((self.cap_x, self.cap_y))
         return pack_batch(x, y, self.batch_size, self.cap_x, self.cap_y)
@@ -214,6 +224,7 @@ class DenseSoftmaxNet:
         indptr, indices, data = np.asarray(x.indptr, dtype=np.int64), x.indices, x.data
         if not 1 <= k <= self.n_labels:
             raise ValueError(f"k must be in [1, {self.n_labels}], got {k}")
+        _check_ids(x, self.n_features, "feature")
         fn = self._predict_fn(int(k))
         n = len(indptr) - 1
         out = np.empty((n, k), dtype=np.int32)

@@ -62,6 +62,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
 
+    load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     from experiments.models.base import ModelContext
@@ -88,11 +89,12 @@ def main(argv=None) -> dict:
     model.warmup(xs[0], ys[0])
     compile_s = time.perf_counter() - t0
 
-    times, losses = [], []
+    times, cpu_times, losses = [], [], []
     for i in range(a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses.append(model.train_step(xs[i % n_batches], ys[i % n_batches]))
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)  # CPU-seconds: less sensitive to a busy machine
     eval_s = None
     if a.eval_points:
         xe = synthetic_csr(rng, a.eval_points, a.features, a.nnz, 1)
@@ -107,11 +109,12 @@ def main(argv=None) -> dict:
         "n_sampled": tags.get("n_sampled"), "steps": a.steps,
         "s_per_step_median": med, "s_per_step_min": min(times) if times else None,
         "samples_per_s": a.batch / med if med else None,
+        "cpu_s_per_step_median": statistics.median(cpu_times) if cpu_times else None,
         "build_s": round(build_s, 2), "compile_s": round(compile_s, 2),
         "eval_points": a.eval_points, "eval_s": eval_s, "eval_chunk": tags["eval_chunk"],
         "peak_rss_mb": round(peak_rss_mb()), "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None, "traces": model.diagnostics()["tf/traces"],
-        "load1": os.getloadavg()[0],
+        "load1_before": load_before, "load1_after": os.getloadavg()[0],
     }
     print("RESULT " + json.dumps(result), flush=True)
     model.close()

@@ -184,9 +184,42 @@ def test_sampled_with_every_class_is_the_full_softmax(tfm):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_sampled_loss_is_tf_sampled_softmax_loss(tfm, jit):
+    """On rows with the same label count k, the per-row loss is tf.nn.sampled_softmax_loss with
+    num_true = k: same log-Q correction, same removal of accidental hits."""
+    import tensorflow as tf
+
+    from baselines.sampled_softmax import Sample
+
+    ctx = make_ctx()
+    x, _ = make_batch(10)
+    rng = np.random.default_rng(10)
+    labels = np.stack([rng.choice(N_LABELS, 2, replace=False) for _ in range(BATCH)])
+    y = CSR.from_rows(labels.tolist(), N_LABELS)
+    model = tfm.TFSampledSoftmaxModel(ctx, n_sampled=9, jit_compile=jit)
+    net = model.net
+    # a fixed sample holding some true labels, so that accidental hits must be removed
+    candidates = np.unique(np.concatenate([labels[:3, 0], rng.choice(N_LABELS, 9, replace=False)]))[:9]
+    fixed = Sample(candidates.astype(np.int64), np.zeros(9, np.float32), 40)
+    fixed = fixed._replace(expected_counts=net.sampler.expected_count(candidates, fixed))
+    net.sampler.sample = lambda n: fixed
+    loss, _ = net.loss_and_gradients(x, y)
+    packed = net.pack(x, y)
+    h = net._hidden(tf.constant(packed.feat_rows), tf.constant(packed.feat_ids),
+                    tf.constant(packed.feat_vals), BATCH)
+    true_counts = net.sampler.expected_count(labels.ravel(), fixed).reshape(BATCH, 2)
+    want = tf.nn.sampled_softmax_loss(
+        weights=net.variables[-2], biases=net.variables[-1], labels=labels.astype(np.int64), inputs=h,
+        num_sampled=9, num_classes=N_LABELS, num_true=2,
+        sampled_values=(fixed.candidates, true_counts, fixed.expected_counts), remove_accidental_hits=True)
+    assert any(set(labels[r]) & set(candidates) for r in range(BATCH))
+    assert loss == pytest.approx(float(tf.reduce_mean(want)), rel=1e-5)
+
+
 def test_sampled_fraction_and_training(tfm):
     ctx = make_ctx(lr=3e-2)
-    model = tfm.TFSampledSoftmaxModel(ctx)  # default: 10% of the labels, as the reference script
+    model = tfm.TFSampledSoftmaxModel(ctx, jit_compile=True)  # default: 10% of the labels, as the reference script
     assert model.n_sampled == round(0.1 * N_LABELS)
     assert model.describe()["n_sampled"] == str(model.n_sampled)
     batches = [make_batch(s) for s in range(4)]
@@ -202,7 +235,7 @@ def test_sampled_fraction_and_training(tfm):
         full.net.variables[i].assign(src.numpy().T if i == len(full.net.variables) - 2 else src)
     after = np.mean([full.net.loss_and_gradients(x, y)[0] for x, y in batches])
     assert after < before
-    assert model.net.tracing_count() == 1
+    assert model.net.tracing_count() == 1 and len(model.net.shapes_seen) == 1
 
 
 def test_numpy_sampler_follows_tensorflows_sampler(tfm):
@@ -299,6 +332,17 @@ def test_predict_topk_matches_numpy_argsort(tfm, kind):
     np.testing.assert_array_equal(got[rows], want[rows])
     view = x.row_slice(3, 9)  # views keep working (indptr rebased)
     np.testing.assert_array_equal(model.predict_topk(view, 5), got[3:9])
+
+
+def test_out_of_range_ids_fail_loudly(tfm):
+    model = tfm.TFSoftmaxModel(make_ctx(), jit_compile=True)  # XLA would clamp them silently
+    x, y = make_batch(9)
+    bad_y = y._replace(indices=np.where(y.indices == y.indices[0], N_LABELS, y.indices).astype(np.int32))
+    with pytest.raises(ValueError, match="label ids"):
+        model.train_step(x, bad_y)
+    bad_x = x._replace(indices=np.full_like(x.indices, N_FEATURES))
+    with pytest.raises(ValueError, match="feature ids"):
+        model.predict_topk(bad_x, 5)
 
 
 def test_describe_tags(tfm):

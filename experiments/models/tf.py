@@ -55,7 +55,7 @@ class _TFModel:
         if check_memory:  # before any weight exists: refuse instead of being killed mid-run
             est = memory.estimate(ctx.layer_sizes, ctx.batch_size, logit_columns=logit_columns,
                                   logit_rows=logit_rows, eval_chunk=self.eval_chunk)
-            memory.check_fits(est, f"{self.name} {ctx.layer_sizes} batch {ctx.batch_size}", device)
+            memory.check_fits(est, f"{type(self).__name__} {ctx.layer_sizes} batch {ctx.batch_size}", device)
 
     def _adam(self):
         from baselines.dense_softmax import AdamConfig
