@@ -2,7 +2,7 @@
 
     tf_cpu      TFSoftmaxModel(ctx, device="cpu")   full softmax, oneDNN, XLA by default
     tf_gpu      TFSoftmaxModel(ctx, device="gpu")   the same on /GPU:0; JobSkipped without a GPU
-    tf_sampled  TFSampledSoftmaxModel(ctx, ...)     tf.nn.sampled_softmax_loss, full-softmax eval
+    tf_sampled  TFSampledSoftmaxModel(ctx, ...)     TF's sampled softmax (log-uniform), XLA, full-softmax eval
 
 TensorFlow is imported inside __init__ only, after the thread pools are chosen, so importing
 this module (as Hydra's instantiate does) costs nothing and the SLIDE path never loads TF. The
@@ -22,11 +22,6 @@ from experiments.models.base import JobSkipped, ModelContext
 from experiments.models.init import initial_weights
 
 log = logging.getLogger(__name__)
-
-# Rows of sampled logits per batch row: one per (row, label) pair. Amazon-670K has ~5.4
-# labels per row; the memory guard assumes 8 so that it errs on the safe side.
-PAIRS_PER_ROW_ESTIMATE = 8
-
 
 class _TFModel:
     """Shared set-up: threads before any op, device choice, memory guard, tags."""
@@ -128,21 +123,20 @@ class TFSoftmaxModel(_TFModel):
 
 
 class TFSampledSoftmaxModel(_TFModel):
-    """tf.nn.sampled_softmax_loss with the log-uniform sampler; n_sampled, else a fraction of
-    the labels (the reference script samples 10%)."""
+    """TF's sampled softmax (tf.nn.sampled_softmax_loss's math, per row) with the log-uniform
+    sampler; n_sampled, else a fraction of the labels (the reference script samples 10%)."""
 
     name = "tf_sampled"
 
     def __init__(self, ctx: ModelContext, n_sampled: int | None = None, sampled_fraction: float = 0.1,
-                 device: str = "cpu", jit_compile: bool = False, inter_op_threads: int | None = None,
+                 device: str = "cpu", jit_compile: bool = True, inter_op_threads: int | None = None,
                  eval_chunk: int | None = None, check_memory: bool = True):
         if n_sampled is None:
             if not 0.0 < sampled_fraction <= 1.0:
                 raise ValueError(f"sampled_fraction must be in (0, 1], got {sampled_fraction}")
             n_sampled = max(1, round(sampled_fraction * ctx.n_labels))
         self.n_sampled = min(int(n_sampled), ctx.n_labels)
-        self._setup(ctx, device, inter_op_threads, self.n_sampled, ctx.batch_size * PAIRS_PER_ROW_ESTIMATE,
-                    eval_chunk, check_memory)
+        self._setup(ctx, device, inter_op_threads, self.n_sampled, ctx.batch_size, eval_chunk, check_memory)
         from baselines.sampled_softmax import SampledSoftmaxNet
 
         self.net = SampledSoftmaxNet(initial_weights(ctx), self._adam(), ctx.batch_size, self.n_sampled,
