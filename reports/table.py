@@ -11,7 +11,9 @@ eval/p_at_1 curve (the fixed eval subset) against the logged training clock time
 - method "first": the training time of the first eval point at/above the target (an upper
   bound, exactly a logged number).
 
-A run that never reached the target has NaN. Speed-up of a run vs baseline b at a target =
+A run that never reached the target has NaN. Column "t@<f> early" is true when the target was
+already met at the first eval after training started: that time reflects the eval interval
+more than the model (the markdown stars it). Speed-up of a run vs baseline b at a target =
 time(b) / time(run), with b's run on the same dataset and thread count. If b never reached
 the target but the run did, the markdown shows a lower bound ">x" = b's final/train_s /
 time(run) (the CSV keeps NaN: it holds only measured ratios).
@@ -70,21 +72,35 @@ def finished(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"] == "finished"]
 
 
+def reached_by_first_eval(times: np.ndarray, p_at_1: np.ndarray, target: float) -> bool:
+    """Whether the target was already met at the first eval after training started (the
+    crossing lies on the segment from the untrained eval at time 0, or at the first point):
+    the time then says more about the eval interval than about the model."""
+    hit = np.flatnonzero(np.asarray(p_at_1) >= target)
+    if hit.size == 0:
+        return False
+    i = int(hit[0])
+    return i == 0 or float(np.asarray(times)[i - 1]) <= 0.0
+
+
 def times_to_targets(runs: pd.DataFrame, histories: pd.DataFrame,
                      fractions: Sequence[float] = DEFAULT_FRACTIONS,
                      method: str = "interpolate") -> pd.DataFrame:
-    """Long table: run_id, fraction, target, seconds (NaN when not reached)."""
+    """Long table: run_id, fraction, target, seconds (NaN when not reached), early (reached
+    by the first eval after training started, see reached_by_first_eval)."""
     targets = targets_by_dataset(runs, fractions)
     points = eval_points(histories).dropna(subset=["time/train_s"]).sort_values(["run_id", "step"])
     by_run = dict(tuple(points.groupby("run_id")))
     rows = []
     for run in finished(runs).itertuples(index=False):
         curve = by_run.get(run.run_id)
+        t = np.empty(0) if curve is None else curve["time/train_s"].to_numpy()
+        p = np.empty(0) if curve is None else curve["eval/p_at_1"].to_numpy()
         for frac, target in targets.get(run.dataset, {}).items():
-            secs = math.nan if curve is None else time_to_target(
-                curve["time/train_s"].to_numpy(), curve["eval/p_at_1"].to_numpy(), target, method)
-            rows.append({"run_id": run.run_id, "fraction": frac, "target": target, "seconds": secs})
-    return pd.DataFrame(rows, columns=["run_id", "fraction", "target", "seconds"])
+            rows.append({"run_id": run.run_id, "fraction": frac, "target": target,
+                         "seconds": time_to_target(t, p, target, method) if t.size else math.nan,
+                         "early": reached_by_first_eval(t, p, target)})
+    return pd.DataFrame(rows, columns=["run_id", "fraction", "target", "seconds", "early"])
 
 
 def _pct(frac: float) -> str:
@@ -137,10 +153,12 @@ def time_to_accuracy_table(runs: pd.DataFrame, histories: pd.DataFrame,
     long = times_to_targets(done, histories, fractions, method)
     table = _base_columns(done)
     for frac in fractions:
-        sel = long[long["fraction"] == frac][["run_id", "seconds"]]
-        table = table.merge(sel.rename(columns={"seconds": f"t@{_pct(frac)} s"}),
+        sel = long[long["fraction"] == frac][["run_id", "seconds", "early"]]
+        table = table.merge(sel.rename(columns={"seconds": f"t@{_pct(frac)} s",
+                                                "early": f"t@{_pct(frac)} early"}),
                             how="left", on="run_id")
-    missing = {f"t@{_pct(f)} s": np.nan for f in fractions if f"t@{_pct(f)} s" not in table}
+    missing = {f"t@{_pct(f)} {kind}": (np.nan if kind == "s" else False)
+               for f in fractions for kind in ("s", "early") if f"t@{_pct(f)} {kind}" not in table}
     table = _speedups(table.assign(**missing), fractions)
     return table.sort_values(["dataset", "threads", "model", "run"], ignore_index=True)
 
@@ -153,6 +171,16 @@ def _fmt(value: object, digits: int = 3) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
+
+
+def _star_early(table: pd.DataFrame) -> pd.DataFrame:
+    """Time cells as text, with '*' where the target was reached by the first eval."""
+    cols = {}
+    for col in [c for c in table.columns if c.startswith("t@") and c.endswith(" s")]:
+        early = table[col.removesuffix(" s") + " early"].fillna(False).astype(bool)
+        cols[col] = [_fmt(v) + ("\\*" if e and not pd.isna(v) else "")
+                     for v, e in zip(table[col], early, strict=True)]
+    return table.assign(**cols)
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -205,8 +233,13 @@ def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
                  + (" (linear between the eval points around the crossing)." if method == "interpolate"
                     else " (first eval point at/above the target)."))
     lines.append("")
-    main_cols = [c for c in table.columns if not c.startswith("speed-up") and c != "run_id"]
-    lines += [_markdown(table[main_cols]), ""]
+    main_cols = [c for c in table.columns
+                 if not c.startswith("speed-up") and not c.endswith(" early") and c != "run_id"]
+    lines += [_markdown(_star_early(table)[main_cols]), ""]
+    if any(table[c].fillna(False).astype(bool).any() for c in table.columns if c.endswith(" early")):
+        lines += ["\\* reached by the first evaluation after training started: the time mostly "
+                  "reflects the eval interval (and, interpolated, assumes linear progress from "
+                  "time 0). Raise the targets or evaluate more often to separate the models.", ""]
     speed = _speedup_cells(table)
     if speed.shape[1] > 3:
         lines += ["## Speed-ups (baseline time / run time; '>x': the baseline never reached the "

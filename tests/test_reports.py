@@ -413,9 +413,12 @@ def test_repeated_baselines_use_the_median_and_any_miss_counts():
     assert table.loc["c", "speed-up vs tf_cpu @50%"] == pytest.approx(15.0 / 1.0)
     assert math.isnan(table.loc["c", "speed-up vs tf_cpu @90%"])  # one repeat never got there
     assert table.loc["a", "t@90% s"] == pytest.approx(18.0)  # 0.5 -> 1.0 between 10 and 20 s
+    # 50% came by the first eval after t=0 (flagged: it measures the eval interval); 90% later
+    assert table.loc["c", "t@50% early"] and not table.loc["c", "t@90% early"]
     md = to_markdown(time_to_accuracy_table(runs, hist, fractions=(0.5, 0.9)), runs, (0.5, 0.9))
     slide_row = next(r for r in md.split("## Speed-ups")[1].splitlines() if r.startswith("| slide"))
     assert ">20.00x" in slide_row  # median total baseline time 40 s / slide's 2 s
+    assert "| 1\\* | 2 |" in md and "reached by the first evaluation" in md
 
 
 def test_labels_name_the_params_that_vary_within_a_model():
