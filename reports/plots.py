@@ -312,8 +312,11 @@ def iterations(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
     _curves(ax_l, runs, losses, "step", "train/loss")
     ax_p.set(xlabel="training iteration (batches)", ylabel="P@1 (eval subset)",
              title="P@1 vs iterations")
-    ax_l.set(xlabel="training iteration (batches)", ylabel="training loss (batch mean)",
-             title="training loss vs iterations")
+    ax_l.set(xlabel="training iteration (batches)", ylabel="training loss (batch mean)")
+    # SLIDE and sampled softmax report the loss over their active / sampled labels only, so
+    # levels differ from the full-softmax loss by construction: the title says so.
+    ax_l.set_title("training loss vs iterations\n(each model's own loss: levels are not "
+                   "comparable across models)", fontsize=10)
     for ax in (ax_p, ax_l):
         ax.grid(True, alpha=0.3)
     if drawn:
