@@ -1,8 +1,9 @@
 """Time-to-accuracy table: how long each model trained to reach a target P@1, and speed-ups.
 
 Targets are fractions (default 50/75/90%) of the best final P@1 (full test set) over the
-finished runs of the same dataset in the sweep. A run's time to a target is read from its
-eval/p_at_1 curve (the fixed eval subset) against the logged training clock time/train_s:
+finished runs of the same problem (dataset, n_labels, n_features) in the sweep. A run's time
+to a target is read from its eval/p_at_1 curve (the fixed eval subset) against the logged
+training clock time/train_s:
 
 - method "interpolate" (default): the first eval point at/above the target and the one before
   it are joined by a straight line in (time, P@1) and the crossing time is reported. This
@@ -14,7 +15,8 @@ eval/p_at_1 curve (the fixed eval subset) against the logged training clock time
 A run that never reached the target has NaN. Column "t@<f> early" is true when the target was
 already met at the first eval after training started: that time reflects the eval interval
 more than the model (the markdown stars it). Speed-up of a run vs baseline b at a target =
-time(b) / time(run), with b's run on the same dataset and thread count. If b never reached
+time(b) / time(run), with b's run on the same problem (dataset, n_labels, n_features), thread
+count and batch size; targets are per problem. If b never reached
 the target but the run did, the markdown shows a lower bound ">x" = b's final/train_s /
 time(run) (the CSV keeps NaN: it holds only measured ratios).
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +59,47 @@ def time_to_target(times: np.ndarray, p_at_1: np.ndarray, target: float,
     return float(t[i - 1] + frac * (t[i] - t[i - 1]))
 
 
-def targets_by_dataset(runs: pd.DataFrame,
-                       fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[str, dict[float, float]]:
-    """{dataset: {fraction: fraction * best final P@1 of that dataset's finished runs}}."""
+# What makes two runs the same learning problem (targets are shared) and what makes them
+# comparable for a speed-up (same problem, same threads and batch size). An output-size sweep
+# varies data.n_labels within one dataset name, so the name alone is not enough.
+PROBLEM_KEYS: tuple[str, ...] = ("dataset", "data.n_labels", "data.n_features")
+_COLUMN_NAMES: dict[str, str] = {
+    "model": "model", "run_name": "run", "dataset": "dataset", "data.n_labels": "labels",
+    "data.n_features": "features", "threads": "threads", "train.batch_size": "batch",
+    "final/p_at_1": "final P@1", "final/p_at_5": "final P@5",
+    "final/samples_per_s": "samples/s", "final/train_s": "train s",
+    "mem/peak_rss_mb": "peak RSS MB"}
+MATCH_COLUMNS: tuple[str, ...] = ("dataset", "labels", "features", "threads", "batch")
+
+
+def _problem(row: Mapping[str, object], keys: Sequence[str]) -> tuple:
+    return tuple(None if pd.isna(row[k]) else row[k] for k in keys)
+
+
+def targets_by_problem(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                       ) -> dict[tuple, dict[float, float]]:
+    """{problem: {fraction: fraction * best final P@1 over that problem's finished runs}};
+    a problem is the tuple of PROBLEM_KEYS values (those the runs have)."""
     done = finished(runs)
-    if "final/p_at_1" not in done.columns:
+    if "final/p_at_1" not in done.columns or done.empty:
         return {}
-    best = done.groupby("dataset")["final/p_at_1"].max().dropna()
-    return {ds: {f: f * float(b) for f in fractions} for ds, b in best.items()}
+    keys = [k for k in PROBLEM_KEYS if k in done.columns]
+    best: dict[tuple, float] = {}
+    for row in done.to_dict("records"):
+        value = row["final/p_at_1"]
+        key = _problem(row, keys)
+        if not pd.isna(value) and value > best.get(key, -math.inf):
+            best[key] = float(value)
+    return {key: {f: f * b for f in fractions} for key, b in best.items()}
+
+
+def problem_text(key: tuple, runs: pd.DataFrame) -> str:
+    """'synthetic (n_labels=10000, n_features=5000)' for a targets_by_problem key."""
+    keys = [k for k in PROBLEM_KEYS if k in runs.columns]
+    named = dict(zip(keys, key, strict=True))
+    extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in named.items()
+                      if k != "dataset" and v is not None)
+    return f"{named.get('dataset', '?')}" + (f" ({extra})" if extra else "")
 
 
 def finished(runs: pd.DataFrame) -> pd.DataFrame:
@@ -88,16 +123,17 @@ def times_to_targets(runs: pd.DataFrame, histories: pd.DataFrame,
                      method: str = "interpolate") -> pd.DataFrame:
     """Long table: run_id, fraction, target, seconds (NaN when not reached), early (reached
     by the first eval after training started, see reached_by_first_eval)."""
-    targets = targets_by_dataset(runs, fractions)
+    targets = targets_by_problem(runs, fractions)
+    keys = [k for k in PROBLEM_KEYS if k in runs.columns]
     points = eval_points(histories).dropna(subset=["time/train_s"]).sort_values(["run_id", "step"])
     by_run = dict(tuple(points.groupby("run_id")))
     rows = []
-    for run in finished(runs).itertuples(index=False):
-        curve = by_run.get(run.run_id)
+    for run in finished(runs).to_dict("records"):
+        curve = by_run.get(run["run_id"])
         t = np.empty(0) if curve is None else curve["time/train_s"].to_numpy()
         p = np.empty(0) if curve is None else curve["eval/p_at_1"].to_numpy()
-        for frac, target in targets.get(run.dataset, {}).items():
-            rows.append({"run_id": run.run_id, "fraction": frac, "target": target,
+        for frac, target in targets.get(_problem(run, keys), {}).items():
+            rows.append({"run_id": run["run_id"], "fraction": frac, "target": target,
                          "seconds": time_to_target(t, p, target, method) if t.size else math.nan,
                          "early": reached_by_first_eval(t, p, target)})
     return pd.DataFrame(rows, columns=["run_id", "fraction", "target", "seconds", "early"])
@@ -108,13 +144,9 @@ def _pct(frac: float) -> str:
 
 
 def _base_columns(runs: pd.DataFrame) -> pd.DataFrame:
-    want = {"model": "model", "run_name": "run", "dataset": "dataset", "threads": "threads",
-            "final/p_at_1": "final P@1", "final/p_at_5": "final P@5",
-            "final/samples_per_s": "samples/s", "final/train_s": "train s",
-            "mem/peak_rss_mb": "peak RSS MB"}
-    present = {k: v for k, v in want.items() if k in runs.columns}
+    present = {k: v for k, v in _COLUMN_NAMES.items() if k in runs.columns}
     out = runs[["run_id", *present]].rename(columns=present)
-    missing = {v: np.nan for k, v in want.items() if k not in runs.columns}
+    missing = {v: np.nan for k, v in _COLUMN_NAMES.items() if k not in runs.columns}
     return out.assign(**missing)
 
 
@@ -123,19 +155,19 @@ def _baseline_ref(table: pd.DataFrame, base: str, t_col: str) -> pd.DataFrame:
     (_ref_total); repeated baseline runs give their median, NaN if any one missed the target
     (a median over only the lucky repeats would flatter the baseline)."""
     rows = table[table["model"] == base]
-    return (rows.groupby(["dataset", "threads"], dropna=False)[[t_col, "train s"]]
+    return (rows.groupby(list(MATCH_COLUMNS), dropna=False)[[t_col, "train s"]]
             .agg(lambda v: v.median(skipna=False)).reset_index()
             .rename(columns={t_col: "_ref_t", "train s": "_ref_total"}))
 
 
 def _with_ref(table: pd.DataFrame, base: str, t_col: str) -> pd.DataFrame:
     """The table's rows (same order) with the matching baseline reference columns."""
-    return table.merge(_baseline_ref(table, base, t_col), how="left", on=["dataset", "threads"])
+    return table.merge(_baseline_ref(table, base, t_col), how="left", on=list(MATCH_COLUMNS))
 
 
 def _speedups(table: pd.DataFrame, fractions: Sequence[float]) -> pd.DataFrame:
     """Adds 'speed-up vs <b> @<f>' = baseline time / run time for every baseline b present,
-    matched on the same dataset and thread count."""
+    matched on the same problem, thread count and batch size (MATCH_COLUMNS)."""
     cols: dict[str, np.ndarray] = {}
     for base in [b for b in BASELINES if (table["model"] == b).any()]:
         for frac in fractions:
@@ -160,7 +192,7 @@ def time_to_accuracy_table(runs: pd.DataFrame, histories: pd.DataFrame,
     missing = {f"t@{_pct(f)} {kind}": (np.nan if kind == "s" else False)
                for f in fractions for kind in ("s", "early") if f"t@{_pct(f)} {kind}" not in table}
     table = _speedups(table.assign(**missing), fractions)
-    return table.sort_values(["dataset", "threads", "model", "run"], ignore_index=True)
+    return table.sort_values([*MATCH_COLUMNS, "model", "run"], ignore_index=True)
 
 
 # ----------------------------------------------------------------------------- markdown
@@ -209,7 +241,7 @@ def _speedup_cells(table: pd.DataFrame) -> pd.DataFrame:
         cells[col.removeprefix("speed-up ")] = [
             _speedup_text(*map(float, vals)) for vals in
             merged[[col, t_col, "_ref_t", "_ref_total"]].itertuples(index=False)]
-    return table[["model", "run", "threads"]].assign(**cells)
+    return table[["model", "run", "labels", "threads"]].assign(**cells)
 
 
 def dead_runs_lines(runs: pd.DataFrame) -> list[str]:
@@ -223,25 +255,26 @@ def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
                 fractions: Sequence[float] = DEFAULT_FRACTIONS,
                 method: str = "interpolate") -> str:
     """The table as a markdown document: targets, method, times, speed-ups, dead runs."""
-    targets = targets_by_dataset(runs, fractions)
+    targets = targets_by_problem(runs, fractions)
     lines = ["# Time to accuracy", ""]
-    for ds, tgs in targets.items():
+    for key, tgs in targets.items():
         desc = ", ".join(f"{_pct(f)} = {t:.4f}" for f, t in tgs.items())
-        lines.append(f"Targets for {ds} (fractions of the best final P@1): {desc}.")
+        lines.append(f"Targets for {problem_text(key, runs)} (fractions of the best final P@1): "
+                     f"{desc}.")
     lines.append(f"Times are training-clock seconds (time/train_s) at which eval/p_at_1 first "
                  f"reached the target, method: {method}"
                  + (" (linear between the eval points around the crossing)." if method == "interpolate"
                     else " (first eval point at/above the target)."))
     lines.append("")
-    main_cols = [c for c in table.columns
-                 if not c.startswith("speed-up") and not c.endswith(" early") and c != "run_id"]
+    main_cols = [c for c in table.columns if not c.startswith("speed-up")
+                 and not c.endswith(" early") and c not in ("run_id", "features")]
     lines += [_markdown(_star_early(table)[main_cols]), ""]
     if any(table[c].fillna(False).astype(bool).any() for c in table.columns if c.endswith(" early")):
         lines += ["\\* reached by the first evaluation after training started: the time mostly "
                   "reflects the eval interval (and, interpolated, assumes linear progress from "
                   "time 0). Raise the targets or evaluate more often to separate the models.", ""]
     speed = _speedup_cells(table)
-    if speed.shape[1] > 3:
+    if speed.shape[1] > 4:
         lines += ["## Speed-ups (baseline time / run time; '>x': the baseline never reached the "
                   "target, bound from its total training time)", "", _markdown(speed), ""]
     dead = dead_runs_lines(runs)

@@ -24,7 +24,7 @@ from reports.__main__ import main as cli  # noqa: E402
 from reports.callback import SweepReportCallback  # noqa: E402
 from reports.load import _fill_time, load_histories, load_runs  # noqa: E402
 from reports.table import (time_to_accuracy_table, time_to_target,  # noqa: E402
-                           targets_by_dataset, to_markdown)
+                           targets_by_problem, to_markdown)
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_A, SWEEP_B = "/sweeps/figure3-a", "/sweeps/figure3-b"
@@ -146,7 +146,7 @@ def test_targets_are_fractions_of_the_best_final_p_at_1(fig_tables):
     runs, _ = fig_tables
     best = runs["final/p_at_1"].max()
     assert best == pytest.approx(0.98 * _fake("tf_cpu").p_at_1(_fake("tf_cpu").iterations))
-    assert targets_by_dataset(runs)["synthetic_tiny"] == pytest.approx(
+    assert targets_by_problem(runs)[("synthetic_tiny", 1000, 5000)] == pytest.approx(
         {0.5: 0.5 * best, 0.75: 0.75 * best, 0.9: 0.9 * best})
 
 
@@ -163,7 +163,7 @@ def test_table_times_match_the_logged_histories(store, fig_tables, method):
     runs, hist = fig_tables
     table = time_to_accuracy_table(runs, hist, method=method).set_index("run_id")
     assert len(table) == len(fx.FIGURE3_SWEEP)  # skipped and failed runs have no row
-    targets = targets_by_dataset(runs)["synthetic_tiny"]
+    (targets,) = targets_by_problem(runs).values()
     for rid, row in table.iterrows():
         t, p = _raw_curve(store["client"], rid)
         for frac, target in targets.items():
@@ -429,3 +429,14 @@ def test_labels_name_the_params_that_vary_within_a_model():
     assert plots.curve_labels(runs) == {"a": "slide K=4", "b": "slide K=9", "c": "tf_cpu"}
     colours = plots.run_colours(runs)
     assert colours["c"] == plots.MODEL_COLOURS["tf_cpu"] and colours["a"] != colours["b"]
+
+
+def test_output_size_sweep_compares_runs_of_the_same_label_count(store):
+    client = store["client"]
+    runs = load_runs(client, "labels")
+    table = time_to_accuracy_table(runs, load_histories(client, runs))
+    assert len(targets_by_problem(runs)) == 3  # one target set per n_labels
+    for _, group in table.groupby("labels"):
+        slide, tf = (group[group["model"] == m].iloc[0] for m in ("slide", "tf_cpu"))
+        assert slide["speed-up vs tf_cpu @50%"] == pytest.approx(tf["t@50% s"] / slide["t@50% s"])
+        assert tf["speed-up vs tf_cpu @50%"] == pytest.approx(1.0)
