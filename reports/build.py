@@ -10,7 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from reports import plots
 from reports.load import load_histories, load_runs
-from reports.table import DEFAULT_FRACTIONS, write_table
+from reports.table import DEFAULT_FRACTIONS
+from reports.table_markdown import write_table
 
 logger = logging.getLogger(__name__)
 

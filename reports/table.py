@@ -16,23 +16,19 @@ A run that never reached the target has NaN. Column "t@<f> early" is true when t
 already met at the first eval after training started: that time reflects the eval interval
 more than the model (the markdown stars it). Speed-up of a run vs baseline b at a target =
 time(b) / time(run), with b's run on the same problem (dataset, n_labels, n_features), thread
-count and batch size; targets are per problem. If b never reached
-the target but the run did, the markdown shows a lower bound ">x" = b's final/train_s /
-time(run) (the CSV keeps NaN: it holds only measured ratios).
+count and batch size; targets are per problem. If b never reached the target but the run did,
+the markdown (reports.table_markdown) shows a lower bound ">x" = b's final/train_s / time(run);
+the CSV keeps NaN: it holds only measured ratios.
 """
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from reports.load import eval_points
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.5, 0.75, 0.9)
 BASELINES: tuple[str, ...] = ("tf_cpu", "tf_gpu", "tf_sampled", "numpy_dense")
@@ -139,7 +135,7 @@ def times_to_targets(runs: pd.DataFrame, histories: pd.DataFrame,
     return pd.DataFrame(rows, columns=["run_id", "fraction", "target", "seconds", "early"])
 
 
-def _pct(frac: float) -> str:
+def pct_label(frac: float) -> str:
     return f"{frac * 100:g}%"
 
 
@@ -160,7 +156,7 @@ def _baseline_ref(table: pd.DataFrame, base: str, t_col: str) -> pd.DataFrame:
             .rename(columns={t_col: "_ref_t", "train s": "_ref_total"}))
 
 
-def _with_ref(table: pd.DataFrame, base: str, t_col: str) -> pd.DataFrame:
+def with_baseline_ref(table: pd.DataFrame, base: str, t_col: str) -> pd.DataFrame:
     """The table's rows (same order) with the matching baseline reference columns."""
     return table.merge(_baseline_ref(table, base, t_col), how="left", on=list(MATCH_COLUMNS))
 
@@ -171,9 +167,9 @@ def _speedups(table: pd.DataFrame, fractions: Sequence[float]) -> pd.DataFrame:
     cols: dict[str, np.ndarray] = {}
     for base in [b for b in BASELINES if (table["model"] == b).any()]:
         for frac in fractions:
-            t_col = f"t@{_pct(frac)} s"
-            merged = _with_ref(table, base, t_col)
-            cols[f"speed-up vs {base} @{_pct(frac)}"] = (merged["_ref_t"] / merged[t_col]).to_numpy()
+            t_col = f"t@{pct_label(frac)} s"
+            merged = with_baseline_ref(table, base, t_col)
+            cols[f"speed-up vs {base} @{pct_label(frac)}"] = (merged["_ref_t"] / merged[t_col]).to_numpy()
     return table.assign(**cols)
 
 
@@ -186,120 +182,18 @@ def time_to_accuracy_table(runs: pd.DataFrame, histories: pd.DataFrame,
     table = _base_columns(done)
     for frac in fractions:
         sel = long[long["fraction"] == frac][["run_id", "seconds", "early"]]
-        table = table.merge(sel.rename(columns={"seconds": f"t@{_pct(frac)} s",
-                                                "early": f"t@{_pct(frac)} early"}),
+        table = table.merge(sel.rename(columns={"seconds": f"t@{pct_label(frac)} s",
+                                                "early": f"t@{pct_label(frac)} early"}),
                             how="left", on="run_id")
-    missing = {f"t@{_pct(f)} {kind}": (np.nan if kind == "s" else False)
-               for f in fractions for kind in ("s", "early") if f"t@{_pct(f)} {kind}" not in table}
+    missing = {f"t@{pct_label(f)} {kind}": (np.nan if kind == "s" else False)
+               for f in fractions for kind in ("s", "early") if f"t@{pct_label(f)} {kind}" not in table}
     table = _speedups(table.assign(**missing), fractions)
     return table.sort_values([*MATCH_COLUMNS, "model", "run"], ignore_index=True)
 
 
-# ----------------------------------------------------------------------------- markdown
-
-def _fmt(value: object, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "—"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return str(value)
-
-
-def _star_early(table: pd.DataFrame) -> pd.DataFrame:
-    """Time cells as text, with '*' where the target was reached by the first eval."""
-    cols = {}
-    for col in [c for c in table.columns if c.startswith("t@") and c.endswith(" s")]:
-        early = table[col.removesuffix(" s") + " early"].fillna(False).astype(bool)
-        cols[col] = [_fmt(v) + ("\\*" if e and not pd.isna(v) else "")
-                     for v, e in zip(table[col], early, strict=True)]
-    return table.assign(**cols)
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(_fmt(v) for v in row) + " |"
-            for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
-
-
-def _speedup_text(ratio: float, mine: float, ref_t: float, ref_total: float) -> str:
-    if not math.isnan(ratio):
-        return f"{ratio:.2f}x"
-    if not math.isnan(mine) and math.isnan(ref_t) and not math.isnan(ref_total):
-        return f">{ref_total / mine:.2f}x"
-    return "—"
-
-
-def _speedup_cells(table: pd.DataFrame) -> pd.DataFrame:
-    """Speed-up columns as text, with '>x' lower bounds where the baseline never got there."""
-    cells: dict[str, list[str]] = {}
-    for col in [c for c in table.columns if c.startswith("speed-up vs ")]:
-        base, frac_txt = col.removeprefix("speed-up vs ").split(" @")
-        t_col = f"t@{frac_txt} s"
-        merged = _with_ref(table, base, t_col)
-        cells[col.removeprefix("speed-up ")] = [
-            _speedup_text(*map(float, vals)) for vals in
-            merged[[col, t_col, "_ref_t", "_ref_total"]].itertuples(index=False)]
-    return table[["model", "run", "labels", "threads"]].assign(**cells)
-
-
-def dead_runs_lines(runs: pd.DataFrame) -> list[str]:
-    """'run: status: reason' for every run that is not finished."""
-    dead = runs[runs["status"] != "finished"]
-    return [f"{r.run_name}: {r.status}" + (f": {r.reason}" if r.reason else "")
-            for r in dead.itertuples(index=False)]
-
-
-def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
-                fractions: Sequence[float] = DEFAULT_FRACTIONS,
-                method: str = "interpolate") -> str:
-    """The table as a markdown document: targets, method, times, speed-ups, dead runs."""
-    targets = targets_by_problem(runs, fractions)
-    lines = ["# Time to accuracy", ""]
-    for key, tgs in targets.items():
-        desc = ", ".join(f"{_pct(f)} = {t:.4f}" for f, t in tgs.items())
-        lines.append(f"Targets for {problem_text(key, runs)} (fractions of the best final P@1): "
-                     f"{desc}.")
-    lines.append(f"Times are training-clock seconds (time/train_s) at which eval/p_at_1 first "
-                 f"reached the target, method: {method}"
-                 + (" (linear between the eval points around the crossing)." if method == "interpolate"
-                    else " (first eval point at/above the target)."))
-    lines.append("")
-    main_cols = [c for c in table.columns if not c.startswith("speed-up")
-                 and not c.endswith(" early") and c not in ("run_id", "features")]
-    lines += [_markdown(_star_early(table)[main_cols]), ""]
-    if any(table[c].fillna(False).astype(bool).any() for c in table.columns if c.endswith(" early")):
-        lines += ["\\* reached by the first evaluation after training started: the time mostly "
-                  "reflects the eval interval (and, interpolated, assumes linear progress from "
-                  "time 0). Raise the targets or evaluate more often to separate the models.", ""]
-    speed = _speedup_cells(table)
-    if speed.shape[1] > 4:
-        lines += ["## Speed-ups (baseline time / run time; '>x': the baseline never reached the "
-                  "target, bound from its total training time)", "", _markdown(speed), ""]
-    dead = dead_runs_lines(runs)
-    if dead:
-        lines += ["## Runs without results", "", *[f"- {d}" for d in dead], ""]
-    return "\n".join(lines)
-
-
-def write_table(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
-                fractions: Sequence[float] = DEFAULT_FRACTIONS, method: str = "interpolate",
-                stem: str = "time_to_accuracy") -> list[Path]:
-    """Writes <stem>.csv and <stem>.md into out_dir; returns their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = time_to_accuracy_table(runs, histories, fractions, method)
-    csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
-    table.to_csv(csv_path, index=False)
-    md_path.write_text(to_markdown(table, runs, fractions, method), encoding="utf-8")
-    logger.info("wrote %s and %s", csv_path, md_path)
-    return [csv_path, md_path]
-
-
 if __name__ == "__main__":
-    from reports.__main__ import main
-
     import sys
+
+    from reports.__main__ import main
 
     sys.exit(main(["table", *sys.argv[1:]]))

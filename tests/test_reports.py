@@ -23,8 +23,8 @@ from reports import plots  # noqa: E402
 from reports.__main__ import main as cli  # noqa: E402
 from reports.callback import SweepReportCallback  # noqa: E402
 from reports.load import _fill_time, load_histories, load_runs  # noqa: E402
-from reports.table import (time_to_accuracy_table, time_to_target,  # noqa: E402
-                           targets_by_problem, to_markdown)
+from reports.table import targets_by_problem, time_to_accuracy_table, time_to_target  # noqa: E402
+from reports.table_markdown import to_markdown  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_A, SWEEP_B = "/sweeps/figure3-a", "/sweeps/figure3-b"

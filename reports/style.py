@@ -1,0 +1,176 @@
+"""Look of every report figure: fixed colours and markers per model, shades and line styles
+per run, the notes panel listing runs that have no curve, log-axis ticks, and saving as PNG +
+SVG. Colours are fixed per model (MODEL_COLOURS) so a model looks the same in every figure.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import textwrap
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: reports run on headless machines and in Hydra callbacks
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
+
+from reports.labels import curve_labels  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+MODEL_COLOURS: dict[str, str] = {
+    "slide": "#d62728",        # red: the method under test
+    "tf_cpu": "#1f77b4",       # blue: dense full softmax, CPU
+    "tf_gpu": "#2ca02c",       # green: dense full softmax, GPU
+    "tf_sampled": "#9467bd",   # purple: sampled softmax
+    "numpy_dense": "#7f7f7f",  # grey: numpy dense reference
+}
+MODEL_MARKERS: dict[str, str] = {"slide": "o", "tf_cpu": "s", "tf_gpu": "^",
+                                 "tf_sampled": "D", "numpy_dense": "x"}
+# Models outside the map get a colour from this list chosen by a hash of the name, so the same
+# unknown model keeps its colour across figures and across report invocations.
+_EXTRA_COLOURS: tuple[str, ...] = ("#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+                                   "#393b79", "#637939", "#843c39")
+_LINESTYLES: tuple[str, ...] = ("-", "--", "-.", ":")
+DPI = 150
+MAX_NOTES = 12  # dead runs listed under a figure
+
+
+def model_colour(model: str) -> str:
+    """The fixed colour of a model in every figure."""
+    if model in MODEL_COLOURS:
+        return MODEL_COLOURS[model]
+    return _EXTRA_COLOURS[zlib.crc32(model.encode()) % len(_EXTRA_COLOURS)]
+
+
+def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Writes <stem>.png and <stem>.svg, closes the figure, returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
+    for path in paths:
+        fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    logger.info("wrote %s", ", ".join(str(p) for p in paths))
+    return paths
+
+
+def _shade(colour: str, i: int, k: int) -> str:
+    """The i-th of k shades of a model's colour: the first run gets the colour itself, the
+    others alternate lighter / darker, up to 45% towards white or black."""
+    if i == 0 or k == 1:
+        return colour
+    step = 0.45 / math.ceil((k - 1) / 2)
+    mix = step * ((i + 1) // 2) * (1 if i % 2 else -1)  # > 0 towards white, < 0 towards black
+    rgb = np.array(matplotlib.colors.to_rgb(colour))
+    out = rgb + (1 - rgb) * mix if mix > 0 else rgb * (1 + mix)
+    return matplotlib.colors.to_hex(np.clip(out, 0, 1))
+
+
+def run_colours(runs: pd.DataFrame) -> dict[str, str]:
+    """run_id -> colour: the model's fixed colour, in shades when a model has several runs."""
+    colours: dict[str, str] = {}
+    for model, group in runs.groupby("model", sort=False):
+        for i, rid in enumerate(group["run_id"]):
+            colours[rid] = _shade(model_colour(model), i, len(group))
+    return colours
+
+
+def linestyles(runs: pd.DataFrame) -> dict[str, str]:
+    """Runs of the same model share a colour family, so they also get different line styles."""
+    styles: dict[str, str] = {}
+    for _, group in runs.groupby("model", sort=False):
+        for i, rid in enumerate(group["run_id"]):
+            styles[rid] = _LINESTYLES[i % len(_LINESTYLES)]
+    return styles
+
+
+def _wrap_notes(notes: Sequence[str], chars: int, max_lines: int = 2) -> list[str]:
+    """Each note on at most max_lines lines of `chars` characters (failure messages can be
+    long and multi-line: whitespace is collapsed, the rest shortened with '...')."""
+    lines: list[str] = []
+    if len(notes) > MAX_NOTES:  # a big broken sweep must not push the plot off the page
+        notes = [*notes[:MAX_NOTES - 1], f"... and {len(notes) - MAX_NOTES + 1} more runs "
+                 "(all listed in time_to_accuracy.md)"]
+    for note in notes:
+        flat = textwrap.shorten(" ".join(note.split()), width=chars * max_lines - 8,
+                                placeholder=" ...")
+        parts = textwrap.wrap(flat, width=chars)
+        lines += [parts[0], *("    " + p for p in parts[1:])]
+    return lines
+
+
+def figure_with_notes(notes: Sequence[str], ncols: int = 1,
+                       width: float = 8.0) -> tuple[Figure, list[plt.Axes]]:
+    """A figure with ncols plot axes and, when there are notes, a text panel under them."""
+    wrapped = _wrap_notes(notes, chars=int(width * 11.5) - 4)
+    note_h = 0.22 * (len(wrapped) + 1) if wrapped else 0.0
+    fig = plt.figure(figsize=(width, 5.0 + note_h), layout="constrained")
+    grid = fig.add_gridspec(2 if wrapped else 1, ncols,
+                            height_ratios=[5.0, note_h] if wrapped else [1.0])
+    axes = [fig.add_subplot(grid[0, i]) for i in range(ncols)]
+    if wrapped:
+        note_ax = fig.add_subplot(grid[1, :])
+        note_ax.axis("off")
+        text = "Not plotted:\n" + "\n".join(f"  {n}" for n in wrapped)
+        note_ax.text(0.0, 1.0, text, va="top", ha="left", fontsize=8,
+                     family="monospace", transform=note_ax.transAxes)
+    return fig, axes
+
+
+def model_marker(model: str) -> str:
+    """A fixed marker per model: dense models trained identically overlap per step, and the
+    markers keep both visible."""
+    return MODEL_MARKERS.get(model, "o")
+
+
+def draw_curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, y: str) -> int:
+    """One line per run in the runs' order (colour and marker by model, shade and line style
+    by run); returns how many were drawn."""
+    by_run = dict(tuple(points.groupby("run_id", sort=False)))
+    labels = curve_labels(runs)
+    drawable = runs[runs["run_id"].isin(list(by_run))]  # dead runs take no shade or style
+    styles, colours = linestyles(drawable), run_colours(drawable)
+    drawn = 0
+    for rid, model in zip(runs["run_id"], runs["model"], strict=True):
+        curve = by_run.get(rid)
+        if curve is None or curve.empty:
+            continue
+        ax.plot(curve[x], curve[y], color=colours[rid], linestyle=styles[rid],
+                marker=model_marker(model), markersize=4, linewidth=1.6, alpha=0.9,
+                label=labels[rid])
+        drawn += 1
+    return drawn
+
+
+def legend(ax: plt.Axes, n_curves: int) -> None:
+    """Inside the axes for a few curves; outside on the right for a big sweep."""
+    if n_curves <= 8:
+        ax.legend(loc="best", fontsize=9)
+    else:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+                  ncol=1 + n_curves // 26, borderaxespad=0.0)
+
+
+class _PlainLogFormatter(LogFormatter):
+    """LogFormatter's choice of which ticks to label, printed as plain numbers (0.8, 3000)."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:g}"
+
+
+def plain_log_ticks(axis: matplotlib.axis.Axis) -> None:
+    """Tick labels on a log axis as plain numbers (0.5, 2, 3000 rather than 2x10^0); minor
+    ticks are labelled (a subset, or all on a short axis) when the axis spans few decades."""
+    axis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
+def empty_message(ax: plt.Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11)
