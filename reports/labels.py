@@ -71,12 +71,15 @@ def curve_labels(runs: pd.DataFrame) -> dict[str, str]:
 
 
 def not_plotted(runs: pd.DataFrame, histories: pd.DataFrame) -> list[str]:
-    """Lines for runs without a curve: skipped/failed/killed with reason, or no eval points."""
+    """Lines for runs without a complete curve: skipped/failed/killed with their reason (and
+    'partial curve drawn' when a failed or killed run logged some evals first), and finished
+    runs that logged no eval point."""
     has_curve = set(eval_points(histories)["run_id"])
     lines = []
     for r in runs.itertuples(index=False):
         if r.status in ("skipped", "failed", "killed"):
-            lines.append(f"{r.run_name}: {r.status}: {r.reason}")
+            partial = " (partial curve drawn)" if r.run_id in has_curve else ""
+            lines.append(f"{r.run_name}: {r.status}{partial}: {r.reason}")
         elif r.run_id not in has_curve:
             lines.append(f"{r.run_name}: {r.status}: no eval/p_at_1 logged")
     return lines

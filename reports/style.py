@@ -118,7 +118,7 @@ def figure_with_notes(notes: Sequence[str], ncols: int = 1,
     if wrapped:
         note_ax = fig.add_subplot(grid[1, :])
         note_ax.axis("off")
-        text = "Not plotted:\n" + "\n".join(f"  {n}" for n in wrapped)
+        text = "Not plotted or incomplete:\n" + "\n".join(f"  {n}" for n in wrapped)
         note_ax.text(0.0, 1.0, text, va="top", ha="left", fontsize=8,
                      family="monospace", transform=note_ax.transAxes)
     return fig, axes

@@ -440,3 +440,13 @@ def test_output_size_sweep_compares_runs_of_the_same_label_count(store):
         slide, tf = (group[group["model"] == m].iloc[0] for m in ("slide", "tf_cpu"))
         assert slide["speed-up vs tf_cpu @50%"] == pytest.approx(tf["t@50% s"] / slide["t@50% s"])
         assert tf["speed-up vs tf_cpu @50%"] == pytest.approx(1.0)
+
+
+def test_a_run_that_failed_mid_training_is_drawn_and_listed(tmp_path):
+    runs, hist = _frames({"a": ("slide", [0.0, 1.0, 2.0], [0.0, 0.2, 0.3]),
+                          "b": ("tf_cpu", [0.0, 5.0], [0.0, 0.1])})
+    runs = runs.assign(status=["finished", "failed"], reason=["", "MemoryError: out of memory"])
+    assert plots.not_plotted(runs, hist) == [
+        "tf_cpu/d/1: failed (partial curve drawn): MemoryError: out of memory"]
+    assert plots.curve_labels(runs)["b"] == "tf_cpu (failed)"
+    _assert_image(plots.figure3(runs, hist, tmp_path)[0])
