@@ -11,10 +11,13 @@ Hydra sweep dir, config.hydra.sweep.dir), using config.tracking.uri / config.tra
 so it works with any launcher (jobs in other processes or on other machines).
 
 The figures are logged to ONE extra MLflow run per report, tagged kind=report and with the
-sweep's sweep_id, under the artifact folder `report/`. Why not to each training run: the
-figures describe the whole sweep (N copies of one figure would be noise), training runs stay
-exactly as their jobs ended them (no write into another process's finished run), and a
-re-built report simply makes a new report run. reports.load skips kind=report runs.
+sweep's sweep_id, under the artifact folder `report/`, in a sibling experiment named
+"<experiment>-reports". Why not to each training run: the figures describe the whole sweep
+(N copies of one figure would be noise) and training runs stay exactly as their jobs ended
+them (no write into another process's finished run). Why not in the training experiment:
+there every run is one job, which is what people and tests count and compare in the MLflow
+UI; a metric-less report run would be an odd row there. A re-built report simply makes a new
+report run.
 
 A reporting error never fails the sweep (its runs are safely in MLflow): it is logged with
 its traceback and the console line says how to rebuild the reports by hand.
@@ -25,6 +28,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
@@ -36,15 +40,38 @@ from reports.table import DEFAULT_FRACTIONS
 
 logger = logging.getLogger(__name__)
 ARTIFACT_DIR = "report"
+REPORT_EXPERIMENT_SUFFIX = "-reports"
+
+
+def report_experiment_id(client: MlflowClient, experiment: str) -> str:
+    """The id of "<experiment>-reports", created on first use with its artifacts beside the
+    training experiment's (a local store: <artifacts>/reports; a server decides for itself).
+    Without an explicit location MLflow would put them under ./mlruns of the cwd."""
+    name = experiment + REPORT_EXPERIMENT_SUFFIX
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    base = client.get_experiment(experiment_id(client, experiment)).artifact_location
+    local = base and urlparse(base).scheme in ("", "file")
+    try:
+        return client.create_experiment(name, artifact_location=f"{base.rstrip('/')}/reports"
+                                        if local else None)
+    except Exception:  # created by a concurrent report between our lookup and our create
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def log_report_run(client: MlflowClient, experiment: str, sweep_id: str,
                    written: Mapping[str, Sequence[Path]], out_dir: Path) -> str:
-    """A FINISHED run tagged kind=report + sweep_id holding the report files; returns its id."""
+    """A FINISHED run tagged kind=report + sweep_id holding the report files, in the
+    "<experiment>-reports" experiment; returns its id."""
     name = f"report/{Path(sweep_id).name or sweep_id}"
-    run = client.create_run(experiment_id(client, experiment), run_name=name,
+    run = client.create_run(report_experiment_id(client, experiment), run_name=name,
                             tags={"kind": REPORT_KIND, "sweep_id": sweep_id,
-                                  "report_dir": str(out_dir), "status": "finished"})
+                                  "experiment": experiment, "report_dir": str(out_dir),
+                                  "status": "finished"})
     run_id = run.info.run_id
     try:
         for paths in written.values():

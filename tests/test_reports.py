@@ -313,12 +313,14 @@ def test_callback_writes_reports_into_the_sweep_and_logs_a_report_run(store, tmp
     assert f"Figure 3: {tmp_path / 'figure3.png'}" in out
     _assert_image(tmp_path / "figure3.png")
     assert (tmp_path / "time_to_accuracy.md").exists()
-    reports = client.search_runs([exp_id], "tags.kind = 'report'")
+    assert len(client.search_runs([exp_id])) == 6  # the training experiment holds jobs only
+    report_exp = client.get_experiment_by_name("callback-reports")
+    assert report_exp.artifact_location == store["artifacts"] + "/reports"
+    reports = client.search_runs([report_exp.experiment_id], "tags.kind = 'report'")
     assert len(reports) == 1 and reports[0].data.tags["sweep_id"] == str(tmp_path)
     logged = {Path(a.path).name for a in client.list_artifacts(reports[0].info.run_id, "report")}
     assert {"figure3.png", "figure3.svg", "iterations.png", "time_to_accuracy.md",
             "time_to_accuracy.csv"} <= logged
-    assert len(load_runs(client, "callback", str(tmp_path))) == 6  # the report run is not one
 
 
 def test_callback_failure_is_reported_not_raised(store, tmp_path, capsys):
@@ -338,7 +340,7 @@ def test_real_tiny_sweep_builds_every_report(tmp_path):
     cmd = [sys.executable, "run.py", "-m", "model=numpy_dense", "train.threads=1,2",
            "dataset=synthetic_tiny", "train.max_train_seconds=1", "train.eval_every=5",
            "train.eval_samples=200", f"tracking.uri={uri}", "tracking.experiment=e2e",
-           f"hydra.sweep.dir={sweep_dir}",
+           f"hydra.sweep.dir={sweep_dir}", f"tracking.artifact_root={tmp_path / 'artifacts'}",
            "++hydra.callbacks.sweep_report._target_=reports.callback.SweepReportCallback"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
@@ -349,6 +351,11 @@ def test_real_tiny_sweep_builds_every_report(tmp_path):
     client = MlflowClient(uri)
     runs = load_runs(client, "e2e", str(sweep_dir))
     assert len(runs) == 2 and set(runs["status"]) == {"finished"}
+    assert len(client.search_runs([client.get_experiment_by_name("e2e").experiment_id])) == 2
+    (report,) = client.search_runs([client.get_experiment_by_name("e2e-reports").experiment_id])
+    assert report.data.tags["sweep_id"] == str(sweep_dir)
+    assert (tmp_path / "artifacts" / "reports" / report.info.run_id / "artifacts" / "report"
+            / "figure3.png").exists()
     hist = load_histories(client, runs)
     table = pd.read_csv(sweep_dir / "time_to_accuracy.csv")
     recomputed = time_to_accuracy_table(runs, hist)
