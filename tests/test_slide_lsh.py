@@ -18,12 +18,14 @@ def data(n_out, rows=32, seed=0):
     return CSR.from_rows(xr, N_FEAT), CSR.from_rows(yr, n_out)
 
 
-@pytest.mark.parametrize("family,strategy", [("dwta", "vanilla"), ("simhash", "threshold"), ("wta", "topk"),
-                                             ("doph", "vanilla"), ("dwta", "oracle")])
-def test_strategies_train_and_force_labels(family, strategy):
+@pytest.mark.parametrize("family,strategy,packing,insertion", [
+    ("dwta", "vanilla", "exact", "reservoir"), ("simhash", "threshold", "exact", "fifo"),
+    ("wta", "topk", "reference_ln", "reservoir"), ("doph", "vanilla", "exact", "fifo"),
+    ("dwta", "oracle", "exact", "reservoir"), ("dwta", "vanilla", "reference_ln", "fifo")])
+def test_strategies_train_and_force_labels(family, strategy, packing, insertion):
     n_out = 203
     layer = LayerConfig(n_out, sparsity=0.1, hash_family=family, K=3, L=8, range_pow=6, bucket_capacity=4,
-                        strategy=strategy, threshold=2, min_active=10)
+                        strategy=strategy, threshold=2, min_active=10, packing=packing, insertion=insertion)
     cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(24), layer), lr=1e-2, rehash_every=2, rebuild_every=3)
     net = SlideNetwork(cfg, seed=1, threads=1)
     x, y = data(n_out)
