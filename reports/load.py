@@ -185,7 +185,8 @@ def _fill_time(frame: pd.DataFrame) -> pd.DataFrame:
     steps = frame["step"].to_numpy(dtype="float64")
     t = np.interp(steps, steps[known.to_numpy()], frame.loc[known, "time/train_s"].to_numpy(),
                   left=np.nan, right=np.nan)
-    return frame.assign(**{"time/train_s": frame["time/train_s"].fillna(pd.Series(t, index=frame.index))})
+    filled = frame["time/train_s"].fillna(pd.Series(t, index=frame.index))
+    return frame.assign(**{"time/train_s": filled})
 
 
 def run_history(client: MlflowClient, run_id: str,
@@ -193,7 +194,8 @@ def run_history(client: MlflowClient, run_id: str,
     """One run's series joined on step: columns run_id, step, *keys (NaN where not logged)."""
     joined = pd.concat([_series(client, run_id, k) for k in keys], axis=1, join="outer")
     frame = joined.reindex(columns=list(keys)).sort_index().reset_index()
-    frame = frame.rename(columns={"index": "step"}) if "step" not in frame.columns else frame
+    if "step" not in frame.columns:  # every series empty: concat drops the index name
+        frame = frame.rename(columns={"index": "step"})
     if "time/train_s" in frame.columns and len(frame):
         frame = _fill_time(frame)
     return frame.assign(run_id=run_id)[["run_id", "step", *keys]]
