@@ -137,7 +137,6 @@ class SlideNetwork:
             cfg.hash_family, self.config.sizes[i], cfg.K, cfg.L, cfg.range_pow,
             derive_seed(self.seed, i, self.rebuilds[i]), bin_size=cfg.bin_size,
             simhash_density=cfg.simhash_density, packing=cfg.packing)
-        self._ws = None if self._ws is None else self._ws  # scratch sizes do not change per family
         self._ws_predict.clear()
 
     def _rehash(self, i: int) -> None:
