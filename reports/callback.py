@@ -116,15 +116,17 @@ class SweepReportCallback(Callback):
         self.log_to_mlflow = log_to_mlflow
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
+        # The exact string the harness tagged (HydraConfig's sweep.dir), not a normalised Path.
+        sweep_id = str(config.hydra.sweep.dir)
+        sweep_dir = Path(sweep_id)
         uri, experiment = str(config.tracking.uri), str(config.tracking.experiment)
         try:
-            written, run_id = report_sweep(uri, experiment, str(sweep_dir), sweep_dir, self.reports,
+            written, run_id = report_sweep(uri, experiment, sweep_id, sweep_dir, self.reports,
                                            self.fractions, self.method, self.log_to_mlflow)
         except Exception:
             logger.exception("could not build the sweep report for %s", sweep_dir)
             print(f"Sweep report FAILED (see the log above); rebuild it with: python -m reports all "
-                  f"--experiment {experiment} --sweep-id {sweep_dir} --tracking-uri {uri} "
+                  f"--experiment {experiment} --sweep-id {sweep_id} --tracking-uri {uri} "
                   f"--out {sweep_dir}", flush=True)
             return
         print(summary_line(written, run_id), flush=True)  # user-facing: where the figures are
