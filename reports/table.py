@@ -143,7 +143,7 @@ def _base_columns(runs: pd.DataFrame) -> pd.DataFrame:
     present = {k: v for k, v in _COLUMN_NAMES.items() if k in runs.columns}
     out = runs[["run_id", *present]].rename(columns=present)
     missing = {v: np.nan for k, v in _COLUMN_NAMES.items() if k not in runs.columns}
-    return out.assign(**missing)
+    return out.assign(**missing)[["run_id", *_COLUMN_NAMES.values()]]
 
 
 def _baseline_ref(table: pd.DataFrame, base: str, t_col: str) -> pd.DataFrame:

@@ -75,6 +75,9 @@ def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
     """The table as a markdown document: targets, method, times, speed-ups, dead runs."""
     targets = targets_by_problem(runs, fractions)
     lines = ["# Time to accuracy", ""]
+    if not targets:
+        lines.append("No targets: no finished run logged final/p_at_1 (e.g. train.final_eval="
+                     "false), so no times to accuracy; throughput and memory are still below.")
     for key, tgs in targets.items():
         desc = ", ".join(f"{pct_label(f)} = {t:.4f}" for f, t in tgs.items())
         lines.append(f"Targets for {problem_text(key, runs)} (fractions of the best final P@1): "

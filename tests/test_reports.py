@@ -457,3 +457,11 @@ def test_a_run_that_failed_mid_training_is_drawn_and_listed(tmp_path):
         "tf_cpu/d/1: failed (partial curve drawn): MemoryError: out of memory"]
     assert plots.curve_labels(runs)["b"] == "tf_cpu (failed)"
     _assert_image(plots.figure3(runs, hist, tmp_path)[0])
+
+
+def test_table_without_final_p_at_1_says_why_it_has_no_times():
+    runs, hist = _frames({"a": ("slide", [0.0, 1.0], [0.0, 0.2])})
+    runs = runs.drop(columns=["final/p_at_1"])  # e.g. train.final_eval=false
+    table = time_to_accuracy_table(runs, hist)
+    assert table["t@50% s"].isna().all() and list(table.columns[:3]) == ["run_id", "model", "run"]
+    assert "No targets" in to_markdown(table, runs)
