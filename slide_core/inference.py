@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from slide_core._numba import jit, jit_parallel, jit_parallel_fast
+from slide_core._numba import jit, jit_fast, jit_parallel
 
 NEG = np.float32(-3.0e38)  # "no score yet": finite, so fastmath kernels stay well-defined
 BLOCK_POINTS = 256
@@ -35,17 +35,19 @@ def _insert(vals, ids, k, v, a):
     ids[pos] = a
 
 
-@jit_parallel_fast
+@jit_fast
 def topk_merge(scores, bias, offset, top_vals, top_ids, thr, n_chunks):
     """Merge scores[j, p] + bias[j] (label offset + j, point p) into each point's running
     top-k. scores is labels x points (the faster BLAS orientation here); each chunk owns a
     range of points and walks the rows in order. thr[p] mirrors top_vals[p, k-1]: a row is
     first tested with a vectorised max of (score - thr) over the chunk's points, and only the
     rare rows that beat some point's k-th score take the scalar insertion pass.
-    fastmath: the max reduction only (exact comparisons otherwise; all values finite)."""
+    fastmath: the max reduction only (exact comparisons otherwise; all values finite).
+    Serial on purpose: it runs between BLAS calls that use every core, and a second
+    (OpenMP) thread pool spinning against OpenBLAS's measured 2x slower on 2 cores."""
     k = top_vals.shape[1]
     n_pts = scores.shape[1]
-    for c in prange(n_chunks):
+    for c in range(n_chunks):
         p0 = c * n_pts // n_chunks
         p1 = (c + 1) * n_pts // n_chunks
         for p in range(p0, p1):
@@ -132,7 +134,7 @@ def predict_dense(net, x_ptr, x_ids, x_vals, k: int, block_points: int = BLOCK_P
             l1 = min(n_out, l0 + bl)
             S = s_buf[:rows * (l1 - l0)].reshape(l1 - l0, rows)
             np.matmul(Wout[l0:l1], H.T, out=S)  # labels x points: measured ~1.6x faster than H @ W.T
-            topk_merge(S, bout[l0:l1], l0, tv, ti, thr[:rows], net.n_chunks)
+            topk_merge(S, bout[l0:l1], l0, tv, ti, thr[:rows], 1)
         out[p0:p1] = ti
     return out
 
