@@ -20,6 +20,9 @@ from numba import prange
 from slide_core._numba import jit
 from slide_core.twin import twin
 
+# part of this file's source hash, which Numba's cache keys on: bump when twin's options change
+COMPILE_OPTIONS_TAG = "fastmath+error_model=numpy/1"
+
 
 def adam_lr(lr: float, beta1: float, beta2: float, t: int) -> float:
     """Bias-corrected step size for step t >= 1."""

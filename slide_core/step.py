@@ -36,6 +36,9 @@ from slide_core.adam import adam_parallel, adam_serial, grouped_parallel, groupe
 from slide_core.hashing import hash_dense_into, hash_sparse_into
 from slide_core.rng import stream_seed
 from slide_core.twin import twin
+
+# part of this file's source hash, which Numba's cache keys on: bump when twin's options change
+COMPILE_OPTIONS_TAG = "fastmath+error_model=numpy/1"
 from slide_core.sampling import (
     ORACLE, RANDOM, STAMP_STRIDE, THRESHOLD, TOPK, VANILLA,
     count_select, force_labels, oracle_select, pad_random, score_all, union_select,
