@@ -67,6 +67,12 @@ def test_local_parallel_launcher_composes(hydra_compose):
     assert cfg.hydra.launcher.n_jobs == 2
 
 
+def test_slurm_launcher_composes_with_one_core_per_thread(hydra_compose):
+    cfg = hydra_compose(["hydra/launcher=slurm", "train.threads=16", "tracking=server"])
+    assert "submitit" in cfg.hydra.launcher._target_
+    assert cfg.hydra.launcher.cpus_per_task == 16
+
+
 def test_a_typo_fails_at_compose_time(hydra_compose):
     with pytest.raises(ConfigCompositionException):
         hydra_compose(["train.learning_rate=0.1"])
