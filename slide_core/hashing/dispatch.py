@@ -20,6 +20,7 @@ from slide_core.hashing.doph import doph_dense_codes, doph_sparse_codes
 from slide_core.hashing.dwta import dwta_dense_codes, dwta_sparse_codes
 from slide_core.hashing.functions import DOPH, DWTA, SIMHASH, WTA, HashFunctions, scratch_sizes
 from slide_core.hashing.packing import add_code, finalize_key
+from slide_core.hashing.rows import BLOCK, block_codes_and_keys, block_scratch_sizes, block_supported
 from slide_core.hashing.simhash import simhash_dense_codes, simhash_sparse_codes
 from slide_core.hashing.wta import wta_dense_codes, wta_sparse_codes
 
@@ -83,21 +84,66 @@ def hash_sparse_into(hf, idx, vals, out_keys, scratch_f, scratch_i):
 
 
 @jit
-def _hash_rows_chunk(hf, W, keys, scratch_f, scratch_i, lo, hi):
-    for i in range(lo, hi):
-        hash_dense_into(hf, W[i], keys[i], scratch_f, scratch_i)
+def _hash_rows_chunk(hf, W, keys, table_major, scratch_f, scratch_i, lo, hi):
+    """Rows lo..hi-1 of W, BLOCK at a time (rows.py), into keys[n, L] or keys_t[L, n]."""
+    if hf.family != DWTA:  # rows.block_supported
+        for i in range(lo, hi):
+            hash_dense_into(hf, W[i], scratch_i[:hf.L], scratch_f, scratch_i[hf.L:])
+            for t in range(hf.L):
+                if table_major:
+                    keys[t, i] = scratch_i[t]
+                else:
+                    keys[i, t] = scratch_i[t]
+        return
+    n_codes = hf.K * hf.L
+    one = scratch_i[-(n_codes + hf.L):-hf.L]
+    one_keys = scratch_i[-hf.L:]
+    for blo in range(lo, hi, BLOCK):
+        nb = min(BLOCK, hi - blo)
+        raw, keys_blk, flag = block_codes_and_keys(hf, W, blo, nb, scratch_f, scratch_i)
+        for r in range(nb):
+            if flag[r] < 0:  # an empty DWTA bin: densify + pack like the per-row path
+                for b in range(n_codes):
+                    one[b] = raw[b, r]
+                _codes_to_keys(hf, one, one_keys)
+                for t in range(hf.L):
+                    keys_blk[t, r] = one_keys[t]
+        if table_major:
+            for t in range(hf.L):
+                kt = keys[t]
+                kb = keys_blk[t]
+                for r in range(nb):
+                    kt[blo + r] = kb[r]
+        else:
+            for r in range(nb):
+                kr = keys[blo + r]
+                for t in range(hf.L):
+                    kr[t] = keys_blk[t, r]
 
 
 @jit_parallel
-def _hash_rows_kernel(hf, W, keys, scratch_f, scratch_i):
+def _hash_rows_kernel(hf, W, keys, table_major, scratch_f, scratch_i):
     # The prange body only calls a serial kernel: with hash_dense_into called directly in
-    # the body, the hashing loops lost their vectorisation and ran ~3x slower.
+    # the body, the hashing loops lost their vectorisation and ran ~3x slower. Chunks are
+    # whole multiples of BLOCK rows.
     n = W.shape[0]
     n_chunks = scratch_f.shape[0]
-    per = (n + n_chunks - 1) // n_chunks
+    per = ((n + n_chunks - 1) // n_chunks + BLOCK - 1) // BLOCK * BLOCK
     for c in numba.prange(n_chunks):
-        lo = c * per
-        _hash_rows_chunk(hf, W, keys, scratch_f[c], scratch_i[c], lo, min(n, lo + per))
+        lo = min(n, c * per)
+        _hash_rows_chunk(hf, W, keys, table_major, scratch_f[c], scratch_i[c], lo, min(n, lo + per))
+
+
+def rows_scratch(hf: HashFunctions, n_chunks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-chunk scratch rows (float32, int32) for _hash_rows_kernel."""
+    n_codes = hf.K * hf.L
+    if block_supported(hf.family):
+        n_f, n_i = block_scratch_sizes(hf.family, hf.dim, n_codes, hf.L, hf.bin_size)
+        n_i += n_codes + hf.L  # one lane's raw codes and keys, at the end
+    else:
+        n_f, n_i = scratch_sizes(hf)
+        n_i += hf.L  # one row's keys, at the start
+    return np.empty((n_chunks, n_f), np.float32), np.empty((n_chunks, n_i), np.int32)
 
 
 def _check_hf(hf) -> None:
@@ -115,23 +161,45 @@ def _check_vec(name: str, a, dtype, ndim: int) -> np.ndarray:
     return a
 
 
-def hash_rows(hf: HashFunctions, W: np.ndarray) -> np.ndarray:
-    """Keys int32[n, L] of every row of W (float32[n, dim], C-contiguous), in parallel
-    over chunks of rows: how neurons are (re)inserted from their weight vectors."""
-    _check_hf(hf)
+def _check_rows(hf: HashFunctions, W) -> None:
     _check_vec("W", W, np.float32, 2)
     if W.shape[1] != hf.dim:
         raise ValueError(f"W has {W.shape[1]} columns, the hash functions expect dim={hf.dim}")
     if not W.flags.c_contiguous:
         raise ValueError("W must be C-contiguous (rows are hashed as contiguous vectors)")
-    n = W.shape[0]
-    keys = np.empty((n, hf.L), dtype=np.int32)
-    if n == 0:
-        return keys
-    n_chunks = min(n, 8 * numba.get_num_threads())
-    n_f, n_i = scratch_sizes(hf)
-    _hash_rows_kernel(hf, W, keys, np.empty((n_chunks, n_f), np.float32), np.empty((n_chunks, n_i), np.int32))
+
+
+def hash_rows(hf: HashFunctions, W: np.ndarray) -> np.ndarray:
+    """Keys int32[n, L] of every row of W (float32[n, dim], C-contiguous), in parallel
+    over chunks of rows: how neurons are (re)inserted from their weight vectors."""
+    _check_hf(hf)
+    _check_rows(hf, W)
+    keys = np.empty((W.shape[0], hf.L), dtype=np.int32)
+    _hash_rows_into(hf, W, keys, False)
     return keys
+
+
+def hash_rows_table_major(hf: HashFunctions, W: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Keys int32[L, n] (table-major: what build_tables_table_major reads) of every row of
+    W; written into ``out`` when given (reused across rehashes, no allocation of L*n ints)."""
+    _check_hf(hf)
+    _check_rows(hf, W)
+    shape = (hf.L, W.shape[0])
+    if out is None:
+        out = np.empty(shape, dtype=np.int32)
+    elif not isinstance(out, np.ndarray) or out.dtype != np.int32 or out.shape != shape or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous int32 array of shape {shape}")
+    _hash_rows_into(hf, W, out, True)
+    return out
+
+
+def _hash_rows_into(hf: HashFunctions, W: np.ndarray, keys: np.ndarray, table_major: bool) -> None:
+    n = W.shape[0]
+    if n == 0:
+        return
+    n_chunks = min((n + BLOCK - 1) // BLOCK, 8 * numba.get_num_threads())
+    sf, si = rows_scratch(hf, n_chunks)
+    _hash_rows_kernel(hf, W, keys, table_major, sf, si)
 
 
 def hash_dense(hf: HashFunctions, vec: np.ndarray) -> np.ndarray:
