@@ -57,13 +57,33 @@ def reservoir_draw(seed, t, k, r):
 @jit
 def _count_and_offsets(kt, offsets_t, counts, capacity):
     """counts[k] = neurons hashing to bucket k (kt = this table's keys); offsets from the
-    capped bucket sizes."""
+    capped bucket sizes. Returns the largest count."""
     counts[:] = 0
     for i in range(kt.shape[0]):
         counts[kt[i]] += 1
     offsets_t[0] = 0
+    biggest = 0
     for k in range(counts.shape[0]):
-        offsets_t[k + 1] = offsets_t[k] + min(counts[k], capacity)
+        c = counts[k]
+        biggest = max(biggest, c)
+        offsets_t[k + 1] = offsets_t[k] + min(c, capacity)
+    return biggest
+
+
+@jit
+def _place_all(kt, offsets_t, entries_t, cursor):
+    """No bucket over capacity: every neuron is kept, each bucket in arrival order, which
+    is what both policies store then (fifo keeps the last <= capacity arrivals = all;
+    reservoir's r-th arrival takes slot r while r < capacity). A plain stable counting-sort
+    scatter with one cursor per bucket: one random read-modify-write per neuron instead of
+    the policies' two."""
+    for k in range(cursor.shape[0]):
+        cursor[k] = offsets_t[k]
+    for i in range(kt.shape[0]):
+        k = kt[i]
+        c = cursor[k]
+        entries_t[c] = i
+        cursor[k] = c + 1
 
 
 @jit
@@ -115,9 +135,11 @@ def _transpose_kernel(keys, keys_t):
 
 @jit
 def _build_table(kt, t, offsets_t, entries_t, counts, capacity, policy, seed):
-    _count_and_offsets(kt, offsets_t, counts, capacity)
-    entries_t[:] = -1
-    if policy == FIFO:
+    biggest = _count_and_offsets(kt, offsets_t, counts, capacity)
+    entries_t[offsets_t[-1]:] = -1  # the unused tail; every other slot is written below
+    if biggest <= capacity:
+        _place_all(kt, offsets_t, entries_t, counts)
+    elif policy == FIFO:
         _place_fifo(kt, offsets_t, entries_t, counts, capacity)
     else:
         _place_reservoir(kt, t, offsets_t, entries_t, counts, capacity, seed)
@@ -137,11 +159,14 @@ def _build_kernel(keys_t, offsets, entries, work, capacity, policy, seed):
 
 @jit
 def _check_keys(keys, n_buckets):
-    for i in range(keys.shape[0]):
-        for t in range(keys.shape[1]):
-            if keys[i, t] < 0 or keys[i, t] >= n_buckets:
-                return False
-    return True
+    """All keys in [0, n_buckets)? A branch-free min/max reduction (vectorises)."""
+    flat = keys.ravel()
+    lo = np.int32(0)
+    hi = np.int32(0)
+    for i in range(flat.shape[0]):
+        lo = min(lo, flat[i])
+        hi = max(hi, flat[i])
+    return lo >= 0 and hi < n_buckets
 
 
 def build_tables(keys: np.ndarray, range_pow: int, capacity: int = 128, policy: str = "fifo",
@@ -154,6 +179,30 @@ def build_tables(keys: np.ndarray, range_pow: int, capacity: int = 128, policy: 
     if not isinstance(keys, np.ndarray) or keys.dtype != np.int32 or keys.ndim != 2:
         raise TypeError(f"keys must be an int32[n_neurons, L] numpy array, got "
                         f"{getattr(keys, 'dtype', type(keys).__name__)} {getattr(keys, 'shape', '')}")
+    _check_build_args(range_pow, capacity, policy, seed)
+    n, L = keys.shape
+    if L < 1:
+        raise ValueError("keys must have at least one table (column)")
+    keys = np.ascontiguousarray(keys)
+    keys_t = np.empty((L, n), dtype=np.int32)  # temporary: L*n*4 bytes
+    _transpose_kernel(keys, keys_t)
+    return _build_checked(keys_t, range_pow, capacity, policy, seed)
+
+
+def build_tables_table_major(keys_t: np.ndarray, range_pow: int, capacity: int = 128, policy: str = "fifo",
+                             seed: int = 0) -> HashTables:
+    """``build_tables`` from keys int32[L, n_neurons] (table-major, as written by
+    ``hash_rows_table_major``): the same tables, without transposing the keys first."""
+    if not isinstance(keys_t, np.ndarray) or keys_t.dtype != np.int32 or keys_t.ndim != 2:
+        raise TypeError(f"keys_t must be an int32[L, n_neurons] numpy array, got "
+                        f"{getattr(keys_t, 'dtype', type(keys_t).__name__)} {getattr(keys_t, 'shape', '')}")
+    _check_build_args(range_pow, capacity, policy, seed)
+    if keys_t.shape[0] < 1:
+        raise ValueError("keys_t must have at least one table (row)")
+    return _build_checked(np.ascontiguousarray(keys_t), range_pow, capacity, policy, seed)
+
+
+def _check_build_args(range_pow, capacity, policy, seed) -> None:
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     for name, v, lo, hi in (("range_pow", range_pow, 1, 30), ("capacity", capacity, 1, None), ("seed", seed, 0, None)):
@@ -161,21 +210,19 @@ def build_tables(keys: np.ndarray, range_pow: int, capacity: int = 128, policy: 
             raise TypeError(f"{name} must be an int, got {type(v).__name__}")
         if v < lo or (hi is not None and v > hi):
             raise ValueError(f"{name} must be >= {lo}" + (f" and <= {hi}" if hi else "") + f", got {v}")
-    n, L = keys.shape
-    if L < 1:
-        raise ValueError("keys must have at least one table (column)")
+
+
+def _build_checked(keys_t: np.ndarray, range_pow, capacity, policy, seed) -> HashTables:
+    L, n = keys_t.shape
     if n >= 2**31:
         raise ValueError(f"too many neurons for int32 ids: {n}")
-    keys = np.ascontiguousarray(keys)
     n_buckets = 1 << int(range_pow)
-    if not _check_keys(keys, n_buckets):
+    if not _check_keys(keys_t, n_buckets):
         raise ValueError(f"keys must be in [0, 2**range_pow) = [0, {n_buckets})")
     offsets = np.empty((L, n_buckets + 1), dtype=np.int32)
     entries = np.empty((L, n), dtype=np.int32)
     n_workers = max(1, min(L, numba.get_num_threads()))
     work = np.empty((n_workers, n_buckets), dtype=np.int32)
-    keys_t = np.empty((L, n), dtype=np.int32)  # temporary: L*n*4 bytes
-    _transpose_kernel(keys, keys_t)
     pol = POLICIES.index(policy)
     _build_kernel(keys_t, offsets, entries, work, int(capacity), pol, int(seed))
     return HashTables(offsets=offsets, entries=entries, n_neurons=int(n), range_pow=int(range_pow),
