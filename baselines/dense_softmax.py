@@ -31,6 +31,7 @@ from baselines.packing import PackedBatch, batch_sizes, next_capacity, pack_batc
 log = logging.getLogger(__name__)
 
 EVAL_LOGITS_BYTES = 256 * 1024 * 1024  # logits of one prediction chunk (bigger chunks: fewer W reads)
+HIDDEN_CHUNK = 2048  # rows per predict_hidden call: (2048, 128) activations, input padded to it
 
 
 class AdamConfig(NamedTuple):
@@ -99,6 +100,7 @@ class DenseSoftmaxNet:
         self._grad_fn = tf.function(self._loss_and_grads_graph,
                                     input_signature=batch_spec + self._extra_spec())
         self._predict_fns: dict[int, object] = {}
+        self._hidden_fn = None
 
     # --- graph pieces (traced inside tf.function) ---------------------------------------
     def _hidden(self, feat_rows, feat_ids, feat_vals, n_rows: int):
@@ -238,6 +240,37 @@ class DenseSoftmaxNet:
                 top = fn(rows, ids, vals).numpy()
             out[start:stop] = top[:stop - start]
         return out
+
+    def predict_hidden(self, x) -> np.ndarray:
+        """float32 (n_rows, d): the last hidden layer's activations, computed by TF in chunks of
+        HIDDEN_CHUNK rows (padded, so one trace). With output_weights() this lets the harness rank
+        labels with the same top-k code for every model (slide_core.inference.dense_topk)."""
+        tf = self._tf
+        indptr, indices, data = np.asarray(x.indptr, dtype=np.int64), x.indices, x.data
+        _check_ids(x, self.n_features, "feature")
+        if self._hidden_fn is None:
+            vec_i, vec_f = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)
+            self._hidden_fn = tf.function(lambda r, i, v: self._hidden(r, i, v, HIDDEN_CHUNK),
+                                          input_signature=(vec_i, vec_i, vec_f))
+        chunk = HIDDEN_CHUNK
+        n = len(indptr) - 1
+        out = np.empty((n, int(self.variables[-2].shape[1 if self.transpose_output else 0])), dtype=np.float32)
+        cap = 0
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            ptr = indptr[start:stop + 1]
+            cap = next_capacity(int(ptr[-1] - ptr[0]), cap)
+            with tf.device(self.device):
+                h = self._hidden_fn(*pack_features(ptr, indices, data, chunk, cap)).numpy()
+            out[start:stop] = h[:stop - start]
+        return out
+
+    def output_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the output layer: W (n_labels, d) C-contiguous float32 (one row per label,
+        the layout slide_core.inference.dense_topk reads) and b (n_labels,)."""
+        w, b = self.variables[-2].numpy(), self.variables[-1].numpy()
+        return (np.array(w, dtype=np.float32) if self.transpose_output
+                else np.ascontiguousarray(w.T, dtype=np.float32)), np.array(b, dtype=np.float32)
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """[(W (n_in, n_out), b)] in the layout of experiments.models.init."""

@@ -65,3 +65,37 @@ def test_dense_topk_argument_checks():
         dense_topk(H, W, b, W.shape[0] + 1)
     with pytest.raises(ValueError, match="threads"):
         dense_topk(H, W, b, 3, threads=0)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sampled"])
+def test_tf_models_rank_with_dense_topk_like_a_stable_sort(kind):
+    """The TF baselines' predict_topk (TF hidden activations + dense_topk) equals numpy's stable
+    argsort on every row, including a row with no features whose labels all tie (zero biases)."""
+    pytest.importorskip("tensorflow")
+    from baselines.devices import configure_threads
+    from experiments.data.csr import CSR
+    from experiments.models import tf as tfm
+    from experiments.models.base import ModelContext
+    from experiments.models.init import initial_weights
+
+    configure_threads(2, 2)  # as tests/test_tf_baselines.py: whichever module starts TF first
+    ctx = ModelContext(n_features=30, n_labels=23, hidden=(16,), lr=1e-2, seed=3, threads=2, batch_size=8,
+                       init_std=0.5)
+    rng = np.random.default_rng(1)
+    rows = [[] if i == 1 else sorted(rng.choice(30, int(rng.integers(1, 6)), replace=False).tolist())
+            for i in range(11)]
+    x = CSR.from_rows(rows, 30)
+    x = x._replace(data=rng.uniform(0.1, 2.0, len(x.data)).astype(np.float32))
+    model = (tfm.TFSampledSoftmaxModel(ctx, n_sampled=7) if kind == "sampled"
+             else tfm.TFSoftmaxModel(ctx, jit_compile=False))
+    acts = x.to_dense().astype(np.float64)
+    weights = initial_weights(ctx)
+    for i, (w, b) in enumerate(weights):
+        acts = acts @ w.astype(np.float64) + b
+        if i < len(weights) - 1:
+            acts = np.maximum(acts, 0.0)
+    got = model.predict_topk(x, 5)
+    assert got.dtype == np.int32 and got.shape == (11, 5)
+    np.testing.assert_array_equal(got, ref.topk_dense(acts, 5))
+    np.testing.assert_array_equal(got[1], np.arange(5))  # all tie: lowest ids first
+    np.testing.assert_array_equal(model.predict_topk(x.row_slice(3, 9), 5), got[3:9])
