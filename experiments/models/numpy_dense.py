@@ -103,10 +103,19 @@ class NumpyDenseModel:
         return loss
 
     def predict_topk(self, x: CSR, k: int) -> np.ndarray:
-        logits = self._forward(x)[-1]
-        top = np.argpartition(-logits, k - 1, axis=1)[:, :k]  # no full sort over all labels
-        order = np.argsort(-np.take_along_axis(logits, top, axis=1), axis=1, kind="stable")
-        return np.take_along_axis(top, order, axis=1).astype(np.int32)
+        """Hidden layers in numpy, labels ranked by slide_core's dense_topk (the ranking code
+        and tie-breaking, lower label id first, of every model). The output weights in
+        dense_topk's (n_labels, d) layout are copied once per optimiser step, not per chunk."""
+        from slide_core.inference import dense_topk
+
+        h = _as_scipy(x) @ self.weights[0] + self.biases[0]
+        for w, b in zip(self.weights[1:-1], self.biases[1:-1]):
+            h = np.maximum(h, 0) @ w + b
+        h = np.maximum(h, 0).astype(np.float32, copy=False)
+        cached = getattr(self, "_topk_weights", None)
+        if cached is None or cached[0] != self.adam.t:
+            cached = self._topk_weights = (self.adam.t, np.ascontiguousarray(self.weights[-1].T))
+        return dense_topk(h, cached[1], self.biases[-1], int(k), threads=self.ctx.threads)
 
     def diagnostics(self) -> dict[str, float]:
         return {}

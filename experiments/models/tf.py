@@ -37,6 +37,7 @@ class _TFModel:
 
         self.ctx = ctx
         self.device = device
+        self._eval_weights = None  # output weights copied for dense_topk, dropped at every train step
         self.intra_op, self.inter_op = devices.configure_threads(ctx.threads, inter_op_threads or ctx.threads)
         self.gpu_model = None
         self.tf_device = "/CPU:0"
@@ -62,9 +63,11 @@ class _TFModel:
     def warmup(self, x: CSR, y: CSR) -> None:
         self.net.warmup(x, y)
         self.predict_topk(x.row_slice(0, min(8, x.n_rows)), 1)  # trace the hidden fn, load the Numba top-k
+        self._eval_weights = None
         self._sync()
 
     def train_step(self, x: CSR, y: CSR) -> float:
+        self._eval_weights = None  # the weights change: the next evaluation copies them again
         loss = self.net.train_step(x, y)
         self._sync()
         return loss
@@ -73,12 +76,16 @@ class _TFModel:
         """Hidden activations from TF, then the labels ranked by slide_core's dense_topk (the
         same ranking code and tie-breaking, lower label id first, as every other model; TF's
         own matmul + top_k took ~24 ms per point at 670K labels on 2 cores, this ~2 ms).
-        The output weights are copied to numpy once per call, i.e. once per evaluation."""
+        The output weights are copied to numpy at the first call after a training step and
+        reused by the following calls, i.e. once per evaluation (the evaluator calls this
+        chunk by chunk), not once per chunk."""
         from slide_core.inference import dense_topk
 
         if not 1 <= k <= self.ctx.n_labels:
             raise ValueError(f"k must be in [1, {self.ctx.n_labels}], got {k}")
-        W, b = self.net.output_weights()
+        if self._eval_weights is None:
+            self._eval_weights = self.net.output_weights()
+        W, b = self._eval_weights
         return dense_topk(self.net.predict_hidden(x), W, b, int(k), threads=self.ctx.threads)
 
     def diagnostics(self) -> dict[str, float]:
@@ -107,7 +114,7 @@ class _TFModel:
         return tags
 
     def close(self) -> None:
-        self.net = None
+        self.net = self._eval_weights = None
         gc.collect()
 
     def _sync(self) -> None:
