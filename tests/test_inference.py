@@ -99,3 +99,24 @@ def test_tf_models_rank_with_dense_topk_like_a_stable_sort(kind):
     np.testing.assert_array_equal(got, ref.topk_dense(acts, 5))
     np.testing.assert_array_equal(got[1], np.arange(5))  # all tie: lowest ids first
     np.testing.assert_array_equal(model.predict_topk(x.row_slice(3, 9), 5), got[3:9])
+
+
+def test_tf_output_weights_layout_across_transpose_blocks():
+    """output_weights() = the output kernel transposed to (n_labels, d), C-contiguous, also
+    when n_labels spans several of its 1024-label copy blocks (and for the sampled net, which
+    stores the kernel transposed already)."""
+    pytest.importorskip("tensorflow")
+    from baselines.devices import configure_threads
+    from experiments.models import tf as tfm
+    from experiments.models.base import ModelContext
+    from experiments.models.init import initial_weights
+
+    configure_threads(2, 2)
+    ctx = ModelContext(n_features=10, n_labels=2100, hidden=(4,), lr=1e-2, seed=1, threads=2, batch_size=8,
+                       init_std=0.5)
+    want_w, want_b = initial_weights(ctx)[-1]
+    for model in (tfm.TFSoftmaxModel(ctx, jit_compile=False), tfm.TFSampledSoftmaxModel(ctx, n_sampled=7)):
+        W, b = model.net.output_weights()
+        assert W.flags.c_contiguous and W.dtype == np.float32 and W.shape == (2100, 4)
+        np.testing.assert_array_equal(W, want_w.T)
+        np.testing.assert_array_equal(b, want_b)
