@@ -92,9 +92,8 @@ def _merge_lists(all_vals, all_ids, out):
                     break  # each list is sorted: nothing further in it can enter
                 pos = n if n < k else k - 1
                 while pos > 0 and (vals[pos - 1] < v or (vals[pos - 1] == v and ids[pos - 1] > a)):
-                    if pos < k:
-                        vals[pos] = vals[pos - 1]
-                        ids[pos] = ids[pos - 1]
+                    vals[pos] = vals[pos - 1]  # pos <= k - 1: the last entry falls off when full
+                    ids[pos] = ids[pos - 1]
                     pos -= 1
                 vals[pos] = v
                 ids[pos] = a
@@ -127,7 +126,8 @@ def dense_topk(hidden: np.ndarray, W_out: np.ndarray, b_out: np.ndarray, k: int,
     W_out: float32 (n_labels, d) C-contiguous (one row per label, as SlideNetwork stores it;
     a (d, n_labels) Keras kernel is passed as np.ascontiguousarray(kernel.T)); b_out (n_labels,).
     threads: worker threads, each running single-threaded BLAS on its own label blocks; the
-    BLAS thread count is set to 1 for the duration of the call (threadpoolctl) and restored."""
+    BLAS thread count is set to 1 for the duration of the call (threadpoolctl) and restored.
+    A NaN score never enters a top-k (a row whose scores are all NaN gets -1 ids)."""
     _check_dense_args(hidden, W_out, b_out, k)
     if threads < 1 or block_points < 1 or block_labels < 1:
         raise ValueError(f"threads, block_points, block_labels must be >= 1, got {threads}, "
