@@ -96,3 +96,23 @@ def test_ctrl_c_ends_the_run_killed_and_stops_the_sweep(tmp_path):
     run = client.get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["status"] == "killed"
     assert client.get_metric_history(run_id, "train/loss")  # kept what was logged
+
+
+def test_default_preset_runs_every_model_and_writes_figure3(tmp_path):
+    """What `make run` does, on tiny data: every model, tf_gpu skipped with its reason here,
+    and the sweep ends by printing where Figure 3 and the table are."""
+    result = run_cli(["experiment=figure3", "dataset=synthetic_tiny", "train.max_train_seconds=2",
+                      "train.eval_every=4", "train.eval_samples=100"], tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = runs_by_name(f"sqlite:///{tmp_path}/mlflow.db")
+    by_model = {r.data.tags["model"]: r for r in runs.values()}
+    assert set(by_model) == {"slide", "tf_cpu", "tf_gpu", "tf_sampled", "numpy_dense"}
+    for model, run in by_model.items():
+        if model == "tf_gpu":
+            assert run.data.tags["status"] == "skipped" and "GPU" in run.data.tags["skip_reason"]
+        else:
+            assert run.data.tags["status"] == "finished", (model, run.data.tags.get("failure"))
+            assert run.data.metrics["final/iterations"] >= 1
+    figure = tmp_path / "sweep" / "figure3.png"
+    assert figure.exists() and (tmp_path / "sweep" / "time_to_accuracy.md").exists()
+    assert str(figure) in result.stdout + result.stderr
