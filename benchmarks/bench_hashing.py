@@ -5,7 +5,9 @@
 Prints: per-vector dense hash time (DWTA K=6 L=50 and SimHash K=9 L=50, dim 128, one
 thread, no Python overhead), hash_rows + build_tables time for all neurons (K=6, L=50,
 range_pow 18, bucket capacity 128), peak RSS, and per-query union/count times with the
-mean active-set size. Numba compilation is done before timing (warm-up call).
+mean active-set size; then the network's rehash path (table-major keys into a reused buffer,
+tables rebuilt in the previous tables' arrays) for DWTA and SimHash (K=9), medians of
+``--repeats`` runs. Numba compilation is done before timing (warm-up call).
 ``--packing reference_ln`` builds the tables with the reference C++'s overlapping packing
 (only ~9.6k reachable buckets: far larger active sets).
 """
@@ -20,8 +22,9 @@ import numba
 import numpy as np
 
 from slide_core._numba import jit
-from slide_core.hashing import hash_dense_into, hash_rows, make_hash_functions, scratch_sizes
-from slide_core.tables import build_tables, max_candidates, query_counts_into, query_union_into
+from slide_core.hashing import hash_dense_into, hash_rows, hash_rows_table_major, make_hash_functions, scratch_sizes
+from slide_core.tables import (build_tables, build_tables_table_major, max_candidates, query_counts_into,
+                               query_union_into)
 
 
 @jit
@@ -73,6 +76,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--packing", default="exact", choices=["exact", "reference_ln"])
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     numba.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -124,7 +128,30 @@ def main() -> None:
     total = _counts_many(tables, qkeys, counts, touched)
     dt = time.perf_counter() - t
     print(f"query_counts_into (+reset): {dt / args.queries * 1e6:.2f} us/query, mean distinct {total / args.queries:.0f}")
+    del tables
+    for family, fk in (("dwta", K), ("simhash", 9)):
+        bench_rehash(family, fk, L, range_pow, args.packing, W, args.repeats)
     print(f"peak RSS {peak_rss_mb():.0f} MB")
+
+
+def bench_rehash(family, K, L, range_pow, packing, W, repeats):
+    """What SlideNetwork._rehash runs: median seconds of hashing and of the table build."""
+    hf = make_hash_functions(family, W.shape[1], K, L, range_pow, seed=2, packing=packing)
+    build_tables_table_major(hash_rows_table_major(hf, W[:1000]), range_pow)  # compile
+    buf = np.empty((L, W.shape[0]), np.int32)
+    tables = None
+    t_hash, t_build = [], []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        hash_rows_table_major(hf, W, out=buf)
+        t1 = time.perf_counter()
+        tables = build_tables_table_major(buf, range_pow, 128, "reservoir", seed=r, reuse=tables)
+        t2 = time.perf_counter()
+        t_hash.append(t1 - t0)
+        t_build.append(t2 - t1)
+    h, b = float(np.median(t_hash)), float(np.median(t_build))
+    print(f"rehash {family:7s} K={K} L={L}: hash_rows_table_major {h:.2f} s + build_tables_table_major "
+          f"(reservoir, reused arrays) {b:.2f} s = {h + b:.2f} s (medians of {repeats})")
 
 
 if __name__ == "__main__":

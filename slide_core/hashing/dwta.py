@@ -64,34 +64,51 @@ def _offer(hf, d, v, best, codes):
 
 
 @jit
-def _scan_position(row, j, best, codes):
-    """Offer position j of every bin (row[b] = its value in bin b). Unconditional stores,
-    so the loop vectorises; a strict > keeps the earlier (smaller) position on ties."""
-    for b in range(row.shape[0]):
-        v = row[b]
-        cur = best[b]
-        take = (v != 0) & (v > cur)
-        best[b] = v if take else cur
-        codes[b] = j if take else codes[b]
+def dwta_argmax_slots(G, codes, m):
+    """codes[x] = first position j < m of the largest nonzero G[j, x] (-1 if none).
+
+    Same comparisons as a scan over positions, in the same order (j ascending, strict >,
+    best from -inf), but with j as the inner loop and best/code in registers: stores are
+    unconditional, so the x loop vectorises. (A loop over x storing ``code if take else
+    code[x]`` per j became masked stores, which are slow on AMD Zen.) Call it with a
+    literal m where possible: LLVM unrolls the j loop then, which it needs to vectorise
+    over x (runtime m measured ~10x slower)."""
+    for x in range(codes.shape[0]):
+        best = np.float32(-np.inf)
+        c = np.int32(-1)
+        for j in range(m):
+            v = G[j, x]
+            take = (v != 0) & (v > best)
+            best = v if take else best
+            c = np.int32(j) if take else c
+        codes[x] = c
+
+
+@jit
+def dwta_argmax(G, codes):
+    """dwta_argmax_slots with the common bin sizes as literals (see there)."""
+    m = G.shape[0]
+    if m == 8:
+        dwta_argmax_slots(G, codes, 8)
+    elif m == 4:
+        dwta_argmax_slots(G, codes, 4)
+    elif m == 16:
+        dwta_argmax_slots(G, codes, 16)
+    else:
+        dwta_argmax_slots(G, codes, m)
 
 
 @jit
 def dwta_dense_codes(hf, vec, scratch_f, codes):
-    """Bin-major: gather the K*L*bin_size slot values into scratch with one plain gather
-    loop, then scan positions in ascending order. Kept apart (and the scan in its own
-    function, whose array arguments LLVM can check for overlap once) because the fused
-    loop did not vectorise and was ~3x slower."""
+    """Bin-major: gather the K*L*bin_size slot values into scratch (slots[j, b] = value at
+    position j of bin b) with one plain gather loop, then the argmax over positions."""
     n_bins = hf.K * hf.L
-    best = scratch_f[:n_bins]
-    slots = scratch_f[n_bins:n_bins * (1 + hf.bin_size)]
-    codes = codes[:n_bins]
+    m = hf.bin_size
+    slots = scratch_f[n_bins:n_bins * (1 + m)]
     flat = hf.bin_coord.ravel()
     for s in range(flat.shape[0]):
         slots[s] = vec[flat[s]]
-    best[:] = -np.inf
-    codes[:] = -1
-    for j in range(hf.bin_size):
-        _scan_position(slots[j * n_bins:(j + 1) * n_bins], j, best, codes)
+    dwta_argmax(slots.reshape((m, n_bins)), codes[:n_bins])
 
 
 @jit
