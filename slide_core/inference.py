@@ -4,7 +4,7 @@ Dense (`dense_topk`, used by SlideNetwork and by the TF/numpy baselines' evaluat
 model ranks labels with the same code and the same tie-breaking): the hidden layers run
 through the step's forward kernel (every neuron, exact); the output layer is a blocked product
 W_out[labels block] @ H[points block].T (labels x points, single-threaded BLAS) small enough to
-stay in L2 (2048 x 128 floats = 1 MB), and each block is merged into a running per-point
+stay in cache (2048 x 256 floats = 2 MB), and each block is merged into a running per-point
 top-k by a Numba kernel (a k-sized insertion list per point: almost every score fails the
 "beats the current k-th" test, so this is one compare per score; never a sort over all
 labels). `threads` Python threads take label blocks from a shared counter, each with its own
@@ -28,8 +28,11 @@ from numba import prange
 from slide_core._numba import jit, jit_parallel
 
 NEG = np.float32(-3.0e38)  # "no score yet": finite, so comparisons stay well-defined
-BLOCK_POINTS = 128   # points per BLAS block (columns of the labels x points scores block)
-BLOCK_LABELS = 2048  # labels per BLAS block: 2048 x 128 floats = 1 MB scores, stays in L2
+# Block shape measured at 670K labels x 128 hidden (benchmarks/bench_inference.py): 256 x 2048
+# was best or tied among 128x2048, 128x4096, 256x1024 (each W block serves 256 points; the 2 MB
+# scores block stays in L2/L3 for the merge), all ~1.6-1.8x the old 256 x 16384 with 2-thread BLAS.
+BLOCK_POINTS = 256   # points per BLAS block (columns of the labels x points scores block)
+BLOCK_LABELS = 2048  # labels per BLAS block
 HIDDEN_ROWS = 2048   # rows whose hidden activations SlideNetwork computes at once
 
 
