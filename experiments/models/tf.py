@@ -74,8 +74,9 @@ class _TFModel:
 
     def predict_topk(self, x: CSR, k: int) -> np.ndarray:
         """Hidden activations from TF, then the labels ranked by slide_core's dense_topk (the
-        same ranking code and tie-breaking, lower label id first, as every other model; TF's
-        own matmul + top_k took ~24 ms per point at 670K labels on 2 cores, this ~2 ms).
+        same ranking code and tie-breaking, lower label id first, as every other model; at 670K
+        labels on 2 cores it ran ~2.9x faster than TF's own matmul + top_k in the same run:
+        benchmarks/bench_inference.py --tf).
         The output weights are copied to numpy at the first call after a training step and
         reused by the following calls, i.e. once per evaluation (the evaluator calls this
         chunk by chunk), not once per chunk."""
