@@ -16,7 +16,8 @@ than ``capacity`` neurons hash to one bucket:
   counter-based hash of (seed, t, k, r), so the result is deterministic for a seed and
   independent of thread scheduling. (The reference's reservoir replaced with probability
   1/count instead of capacity/count, which is not uniform.)
-A table is built wholly by one thread; tables are built in parallel.
+A table is built wholly by one thread; tables are built in parallel (Python threads
+running a nogil kernel).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from slide_core._numba import jit, jit_parallel
+from slide_core._numba import jit, run_threads
 from slide_core.hashing.packing import mix64
 
 POLICIES = ("fifo", "reservoir")
@@ -119,18 +120,24 @@ def _place_reservoir(kt, t, offsets_t, entries_t, arrived, capacity, seed):
                 entries_t[offsets_t[k] + j] = i
 
 
-@jit_parallel
-def _transpose_kernel(keys, keys_t):
-    """keys_t[t, i] = keys[i, t] in blocks of rows, so each table's pass below reads its
-    keys contiguously (reading a column of keys[n, L] directly made the build ~2.5x slower)."""
-    n, L = keys.shape
+@jit
+def _transpose_rows(keys, keys_t, lo, hi):
+    """keys_t[t, i] = keys[i, t] for rows lo..hi-1, in blocks of rows, so each table's pass
+    below reads its keys contiguously (reading a column of keys[n, L] directly made the
+    build ~2.5x slower)."""
+    L = keys.shape[1]
     block = 256
-    for blk in numba.prange((n + block - 1) // block):
-        lo = blk * block
-        hi = min(n, lo + block)
+    for blo in range(lo, hi, block):
+        bhi = min(hi, blo + block)
         for t in range(L):
-            for i in range(lo, hi):
+            for i in range(blo, bhi):
                 keys_t[t, i] = keys[i, t]
+
+
+def _transpose(keys, keys_t) -> None:
+    n = keys.shape[0]
+    per = max(4096, (n + 3) // 4)
+    run_threads(_transpose_rows, [(keys, keys_t, lo, min(n, lo + per)) for lo in range(0, n, per)])
 
 
 @jit
@@ -145,16 +152,12 @@ def _build_table(kt, t, offsets_t, entries_t, counts, capacity, policy, seed):
         _place_reservoir(kt, t, offsets_t, entries_t, counts, capacity, seed)
 
 
-@jit_parallel
-def _build_kernel(keys_t, offsets, entries, work, capacity, policy, seed):
-    L = keys_t.shape[0]
-    n_workers = work.shape[0]
-    # one worker per thread, each owning a counts row (no allocation inside prange);
-    # tables are dealt round-robin to workers. The body only calls a serial kernel (code
-    # inlined into a prange body can lose LLVM optimisations, see hashing/dispatch.py).
-    for w in numba.prange(n_workers):
-        for t in range(w, L, n_workers):
-            _build_table(keys_t[t], t, offsets[t], entries[t], work[w], capacity, policy, seed)
+@jit
+def _build_worker(keys_t, offsets, entries, counts, w, n_workers, capacity, policy, seed):
+    """Tables w, w + n_workers, ... with this worker's own counts row. Workers run on
+    Python threads (nogil; _numba.run_threads says why not parallel=True)."""
+    for t in range(w, keys_t.shape[0], n_workers):
+        _build_table(keys_t[t], t, offsets[t], entries[t], counts, capacity, policy, seed)
 
 
 @jit
@@ -185,7 +188,7 @@ def build_tables(keys: np.ndarray, range_pow: int, capacity: int = 128, policy: 
         raise ValueError("keys must have at least one table (column)")
     keys = np.ascontiguousarray(keys)
     keys_t = np.empty((L, n), dtype=np.int32)  # temporary: L*n*4 bytes
-    _transpose_kernel(keys, keys_t)
+    _transpose(keys, keys_t)
     return _build_checked(keys_t, range_pow, capacity, policy, seed)
 
 
@@ -235,7 +238,8 @@ def _build_checked(keys_t: np.ndarray, range_pow, capacity, policy, seed, reuse=
     n_workers = max(1, min(L, numba.get_num_threads()))
     work = np.empty((n_workers, n_buckets), dtype=np.int32)
     pol = POLICIES.index(policy)
-    _build_kernel(keys_t, offsets, entries, work, int(capacity), pol, int(seed))
+    run_threads(_build_worker, [(keys_t, offsets, entries, work[w], w, n_workers, int(capacity), pol, int(seed))
+                                for w in range(n_workers)], n_workers)
     return HashTables(offsets=offsets, entries=entries, n_neurons=int(n), range_pow=int(range_pow),
                       capacity=int(capacity), policy=pol, seed=int(seed))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from slide_core._numba import jit, jit_parallel
+from slide_core._numba import jit, run_threads
 from slide_core.hashing.densify import densified_code
 from slide_core.hashing.doph import doph_dense_codes, doph_sparse_codes
 from slide_core.hashing.dwta import dwta_dense_codes, dwta_sparse_codes
@@ -84,17 +84,23 @@ def hash_sparse_into(hf, idx, vals, out_keys, scratch_f, scratch_i):
 
 
 @jit
+def _hash_rows_chunk_rowwise(hf, W, keys, table_major, scratch_f, scratch_i, lo, hi):
+    """Rows lo..hi-1 one at a time (families without a block path)."""
+    for i in range(lo, hi):
+        hash_dense_into(hf, W[i], scratch_i[:hf.L], scratch_f, scratch_i[hf.L:])
+        for t in range(hf.L):
+            if table_major:
+                keys[t, i] = scratch_i[t]
+            else:
+                keys[i, t] = scratch_i[t]
+
+
+@jit
 def _hash_rows_chunk(hf, W, keys, table_major, scratch_f, scratch_i, lo, hi):
-    """Rows lo..hi-1 of W, BLOCK at a time (rows.py), into keys[n, L] or keys_t[L, n]."""
-    if hf.family != DWTA:  # rows.block_supported
-        for i in range(lo, hi):
-            hash_dense_into(hf, W[i], scratch_i[:hf.L], scratch_f, scratch_i[hf.L:])
-            for t in range(hf.L):
-                if table_major:
-                    keys[t, i] = scratch_i[t]
-                else:
-                    keys[i, t] = scratch_i[t]
-        return
+    """Rows lo..hi-1 of W, BLOCK at a time (rows.py), into keys[n, L] or keys_t[L, n].
+    DWTA with bin_size 8 only (rows.block_supported); a separate kernel from the
+    row-wise one so that neither compiles (and LLVM re-optimises, inlined) the other's
+    code."""
     n_codes = hf.K * hf.L
     one = scratch_i[-(n_codes + hf.L):-hf.L]
     one_keys = scratch_i[-hf.L:]
@@ -121,23 +127,10 @@ def _hash_rows_chunk(hf, W, keys, table_major, scratch_f, scratch_i, lo, hi):
                     kr[t] = keys_blk[t, r]
 
 
-@jit_parallel
-def _hash_rows_kernel(hf, W, keys, table_major, scratch_f, scratch_i):
-    # The prange body only calls a serial kernel: with hash_dense_into called directly in
-    # the body, the hashing loops lost their vectorisation and ran ~3x slower. Chunks are
-    # whole multiples of BLOCK rows.
-    n = W.shape[0]
-    n_chunks = scratch_f.shape[0]
-    per = ((n + n_chunks - 1) // n_chunks + BLOCK - 1) // BLOCK * BLOCK
-    for c in numba.prange(n_chunks):
-        lo = min(n, c * per)
-        _hash_rows_chunk(hf, W, keys, table_major, scratch_f[c], scratch_i[c], lo, min(n, lo + per))
-
-
 def rows_scratch(hf: HashFunctions, n_chunks: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-chunk scratch rows (float32, int32) for _hash_rows_kernel."""
+    """Per-chunk scratch rows (float32, int32) for _hash_rows_chunk."""
     n_codes = hf.K * hf.L
-    if block_supported(hf.family):
+    if block_supported(hf.family, hf.bin_size):
         n_f, n_i = block_scratch_sizes(hf.family, hf.dim, n_codes, hf.L, hf.bin_size)
         n_i += n_codes + hf.L  # one lane's raw codes and keys, at the end
     else:
@@ -197,9 +190,16 @@ def _hash_rows_into(hf: HashFunctions, W: np.ndarray, keys: np.ndarray, table_ma
     n = W.shape[0]
     if n == 0:
         return
-    n_chunks = min((n + BLOCK - 1) // BLOCK, 8 * numba.get_num_threads())
-    sf, si = rows_scratch(hf, n_chunks)
-    _hash_rows_kernel(hf, W, keys, table_major, sf, si)
+    # chunks of whole BLOCKs, 4 per thread (pulled in order: balance on a busy machine);
+    # the serial nogil chunk kernel runs on Python threads (_numba.run_threads says why)
+    n_threads = numba.get_num_threads()
+    n_chunks = min((n + BLOCK - 1) // BLOCK, 4 * n_threads)
+    per = ((n + n_chunks - 1) // n_chunks + BLOCK - 1) // BLOCK * BLOCK
+    los = list(range(0, n, per))
+    sf, si = rows_scratch(hf, len(los))  # one scratch row per chunk (a few hundred KB)
+    chunk = _hash_rows_chunk if block_supported(hf.family, hf.bin_size) else _hash_rows_chunk_rowwise
+    run_threads(chunk, [(hf, W, keys, table_major, sf[c], si[c], lo, min(n, lo + per))
+                                   for c, lo in enumerate(los)], n_threads)
 
 
 def hash_dense(hf: HashFunctions, vec: np.ndarray) -> np.ndarray:

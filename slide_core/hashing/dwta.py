@@ -72,7 +72,7 @@ def dwta_argmax_slots(G, codes, m):
     unconditional, so the x loop vectorises. (A loop over x storing ``code if take else
     code[x]`` per j became masked stores, which are slow on AMD Zen.) Call it with a
     literal m where possible: LLVM unrolls the j loop then, which it needs to vectorise
-    over x (runtime m measured ~10x slower)."""
+    over x (runtime m measured ~10x slower). Each literal is its own compiled copy."""
     for x in range(codes.shape[0]):
         best = np.float32(-np.inf)
         c = np.int32(-1)
@@ -85,20 +85,6 @@ def dwta_argmax_slots(G, codes, m):
 
 
 @jit
-def dwta_argmax(G, codes):
-    """dwta_argmax_slots with the common bin sizes as literals (see there)."""
-    m = G.shape[0]
-    if m == 8:
-        dwta_argmax_slots(G, codes, 8)
-    elif m == 4:
-        dwta_argmax_slots(G, codes, 4)
-    elif m == 16:
-        dwta_argmax_slots(G, codes, 16)
-    else:
-        dwta_argmax_slots(G, codes, m)
-
-
-@jit
 def dwta_dense_codes(hf, vec, scratch_f, codes):
     """Bin-major: gather the K*L*bin_size slot values into scratch (slots[j, b] = value at
     position j of bin b) with one plain gather loop, then the argmax over positions."""
@@ -108,7 +94,10 @@ def dwta_dense_codes(hf, vec, scratch_f, codes):
     flat = hf.bin_coord.ravel()
     for s in range(flat.shape[0]):
         slots[s] = vec[flat[s]]
-    dwta_argmax(slots.reshape((m, n_bins)), codes[:n_bins])
+    # runtime m: not unrolled, so scalar (~2 us/row at K=6 L=50, was ~4 with masked
+    # stores); the rehash path (rows.py) runs the unrolled bin_size-8 variant. One variant
+    # per call site keeps the cold compile down; per-sample hashing is ~1% of a batch.
+    dwta_argmax_slots(slots.reshape((m, n_bins)), codes[:n_bins], m)
 
 
 @jit

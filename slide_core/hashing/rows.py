@@ -1,12 +1,12 @@
 """Hashing many dense rows at once (table rehash: every neuron's weight vector), BLOCK rows
 at a time, with the same keys as ``hash_dense_into`` row by row.
 
-Why blocks (DWTA only): per row, the K*L*bin_size slot values are gathered one float at a
+Why blocks (DWTA with bin_size 8 only): per row, the K*L*bin_size slot values are gathered one float at a
 time (~2 us/row for K=6 L=50). A block of BLOCK rows is first transposed into ``T[d, r]``
 (dim x BLOCK floats, in L1); then slot (j, b) of all BLOCK rows is one 64-byte move
 (``_gather_slots``), the hash function's coordinate table is read once per block instead
 of once per row, and the argmax over positions runs over n_bins*BLOCK lanes
-(``dwta.dwta_argmax``, vectorised).
+(``dwta.dwta_argmax_slots`` with a literal m = 8, vectorised).
 
 Bit-identity with the per-row path (tests compare them): per lane, positions j ascending,
 ``take = (v != 0) & (v > best)``, best from -inf, code from -1, exactly as dwta.py. Packing
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from slide_core._numba import jit
-from slide_core.hashing.dwta import dwta_argmax
+from slide_core.hashing.dwta import dwta_argmax_slots
 from slide_core.hashing.functions import DWTA
 from slide_core.hashing.packing import finalize_key
 
@@ -37,8 +37,10 @@ def block_scratch_sizes(family: int, dim: int, n_codes: int, L: int, bin_size: i
     return n_f, n_i
 
 
-def block_supported(family: int) -> bool:
-    return family == DWTA
+def block_supported(family: int, bin_size: int) -> bool:
+    """DWTA with the reference bin size 8 (the argmax is compiled for that literal m;
+    other bin sizes take the row-wise path, identical keys)."""
+    return family == DWTA and bin_size == 8
 
 
 @jit
@@ -77,7 +79,7 @@ def _dwta_block(bin_coord, T, G, raw):
     m, n_bins = bin_coord.shape
     Gc = G.view(np.complex128).reshape((m, n_bins, BLOCK // 4))
     _gather_slots(bin_coord, T.view(np.complex128), Gc)
-    dwta_argmax(G, raw.reshape(n_bins * BLOCK))
+    dwta_argmax_slots(G, raw.reshape(n_bins * BLOCK), 8)  # block_supported: bin_size 8 only
 
 
 @jit
