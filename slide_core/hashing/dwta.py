@@ -94,10 +94,12 @@ def dwta_dense_codes(hf, vec, scratch_f, codes):
     flat = hf.bin_coord.ravel()
     for s in range(flat.shape[0]):
         slots[s] = vec[flat[s]]
-    # runtime m: not unrolled, so scalar (~2 us/row at K=6 L=50, was ~4 with masked
-    # stores); the rehash path (rows.py) runs the unrolled bin_size-8 variant. One variant
-    # per call site keeps the cold compile down; per-sample hashing is ~1% of a batch.
-    dwta_argmax_slots(slots.reshape((m, n_bins)), codes[:n_bins], m)
+    # literal 8 (the reference bin size): unrolled and vectorised; other m scalar
+    G = slots.reshape((m, n_bins))
+    if m == 8:
+        dwta_argmax_slots(G, codes[:n_bins], 8)
+    else:
+        dwta_argmax_slots(G, codes[:n_bins], m)
 
 
 @jit
