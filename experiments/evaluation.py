@@ -25,7 +25,9 @@ def hits_at_k(topk: np.ndarray, labels: CSR) -> np.ndarray:
     rows = np.repeat(np.arange(n, dtype=np.int64), labels.row_counts())
     true_keys = rows * labels.n_cols + labels.indices[labels.indptr[0]:labels.indptr[-1]]
     pred_keys = np.arange(n, dtype=np.int64)[:, None] * labels.n_cols + topk.astype(np.int64)
-    return np.isin(pred_keys, true_keys)
+    # -1 = "no prediction" (LSH inference with fewer than k active neurons): its key would be
+    # the previous row's last label, so it must never count as a hit
+    return np.isin(pred_keys, true_keys) & (topk >= 0)
 
 
 def precision_at_k(topk: np.ndarray, labels: CSR, ks=TOP_K) -> dict[int, float]:

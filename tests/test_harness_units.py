@@ -53,6 +53,13 @@ def test_precision_at_k_matches_reference():
         assert got[k] == pytest.approx(reference_precision(topk, label_rows, k))
 
 
+def test_missing_predictions_never_count_as_hits():
+    y = CSR.from_rows([[4], [0, 2]], 5)
+    # row 1's "-1" must not be read as row 0's label 4 (keys row*n_cols + label would collide)
+    topk = np.array([[1, 0], [-1, 3]], dtype=np.int32)
+    assert precision_at_k(topk, y, ks=(1, 2)) == {1: 0.0, 2: 0.0}
+
+
 def test_evaluator_chunks_agree_and_subset_is_used():
     rng = np.random.default_rng(1)
     n, n_labels = 250, 30

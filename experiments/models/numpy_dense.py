@@ -2,7 +2,8 @@
 
 Same network shape, initial weights, loss (softmax cross-entropy with target y/|y|) and Adam
 as every other model, computed densely over all labels: the cheapest honest baseline, and a
-check that the harness path (data -> loop -> evaluation -> tracking) works without Numba or TF.
+check of the harness path (data -> loop -> evaluation -> tracking) without TF. Training is
+plain numpy/scipy; ranking for evaluation uses slide_core's dense_topk, as every model does.
 """
 from __future__ import annotations
 
