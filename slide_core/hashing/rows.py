@@ -84,7 +84,8 @@ def _dwta_block(bin_coord, T, G, raw):
 
 @jit
 def _pack_block(hf, raw, keys_blk):
-    """keys_blk[t, r] from raw[t*K + j, r], vectorised over lanes (no densification)."""
+    """keys_blk[t, r] from raw[t*K + j, r], lane by lane (no densification; ~25% of the
+    block path's time, a candidate for vectorising over lanes)."""
     for t in range(hf.L):
         kb = keys_blk[t]
         for r in range(BLOCK):
