@@ -80,6 +80,17 @@ def _train(cfg: DictConfig, tracker: Tracker, label: str) -> None:
         model.close()
 
 
+def _end_failed(tracker: Tracker, error: Exception, what: str) -> str:
+    """End the run FAILED with the error as a tag and the traceback of the exception being
+    handled as an artifact (called from an except block); returns the status."""
+    log.error("%s: %s: %s", what, type(error).__name__, error)
+    try:
+        tracker.log_text(traceback.format_exc(), "error/traceback.txt")
+    finally:
+        tracker.end("FAILED", {"status": "failed", "failure": f"{type(error).__name__}: {error}"[:5000]})
+    return "failed"
+
+
 def run_tracked(cfg: DictConfig, tracker: Tracker, label: str) -> str:
     """Train and end the run: finished / skipped / failed (traceback logged) / killed."""
     try:
@@ -92,14 +103,7 @@ def run_tracked(cfg: DictConfig, tracker: Tracker, label: str) -> str:
         tracker.end("KILLED", {"status": "killed"})
         raise
     except Exception as error:  # the sweep must go on: record and report, don't propagate
-        log.error("%s failed: %s: %s", label, type(error).__name__, error)
-        text = traceback.format_exc()
-        try:
-            tracker.log_text(text, "error/traceback.txt")
-        finally:
-            tracker.end("FAILED", {"status": "failed", "failure": f"{type(error).__name__}: {error}"[:5000]})
-        log.debug(text)
-        return "failed"
+        return _end_failed(tracker, error, f"{label} failed")
     tracker.end("FINISHED", {"status": "finished"})
     return "finished"
 
@@ -174,10 +178,7 @@ def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
         status = "killed"
         raise
     except Exception as error:  # bad config etc.: still one FAILED run, and the sweep goes on
-        log.error("%s failed before training: %s: %s", label, type(error).__name__, error)
-        tracker.log_text(traceback.format_exc(), "error/traceback.txt")
-        tracker.end("FAILED", {"status": "failed", "failure": f"{type(error).__name__}: {error}"[:5000]})
-        status = "failed"
+        status = _end_failed(tracker, error, f"{label} failed before training")
     finally:
         (output_dir / STATUS_FILE).write_text(json.dumps({"status": status, "run_id": tracker.run_id,
                                                           "label": label}))
