@@ -68,6 +68,9 @@ def _train(cfg: DictConfig, tracker: Tracker, label: str) -> None:
     model = instantiate(cfg.model.params, _partial_=True)(ctx=model_context(cfg, dataset))
     try:
         tracker.set_tags(model.describe())
+        resolved = getattr(model, "resolved_params", None)  # optional: what "auto" settings became
+        if resolved is not None:
+            tracker.log_params(resolved())
         subset = eval_subset(dataset.test.features.n_rows, cfg.train.eval_samples, cfg.seed)
         evaluator = Evaluator(dataset.test.features, dataset.test.labels, subset)
         settings = LoopSettings(epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed,

@@ -74,6 +74,11 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
         metrics = {f"eval/{k}": v for k, v in scores.items()}
         metrics.update({"eval/seconds": sw.seconds, "time/train_s": clock.seconds, "epoch": epochs_done})
         metrics.update(model.diagnostics())
+        eval_diagnostics = getattr(model, "eval_diagnostics", None)  # optional (SLIDE: retrieval quality)
+        if eval_diagnostics is not None:
+            with Stopwatch() as sw:
+                metrics.update(eval_diagnostics(evaluator.subset_features, evaluator.subset_labels))
+            metrics["eval/diagnostics_s"] = sw.seconds
         tracker.log_metrics(metrics, step=iteration)
         last_eval_step = iteration
         return scores["p_at_1"]

@@ -1,5 +1,6 @@
-"""`python -m reports {figure3,iterations,table,scaling,sublinear,all} --experiment NAME
-[--sweep-id ID|latest] [--tracking-uri URI] [--out DIR]`: reports from MLflow alone."""
+"""`python -m reports {figure3,iterations,table,scaling,sublinear,retrieval,sparsity_tradeoff,all}
+--experiment NAME [--sweep-id ID|latest] [--tracking-uri URI] [--out DIR]`: reports from MLflow
+alone."""
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,9 @@ def parser() -> argparse.ArgumentParser:
         description="SLIDE Bench figures and tables from MLflow runs (reads MLflow only).")
     p.add_argument("report", choices=[*REPORTS, "all"],
                    help="which report; 'all' = figure3, iterations, table, plus scaling / "
-                        "sublinear when the runs vary threads / data.n_labels")
+                        "sublinear when the runs vary threads / data.n_labels, retrieval when "
+                        "SLIDE runs logged retrieval metrics, sparsity_tradeoff when SLIDE "
+                        "runs use two budgets or more")
     p.add_argument("--experiment", default="slide-bench",
                    help="MLflow experiment name (default: slide-bench, the harness's default)")
     p.add_argument("--sweep-id", default=None,

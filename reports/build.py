@@ -10,12 +10,14 @@ from mlflow.tracking import MlflowClient
 
 from reports import plots
 from reports.load import load_histories, load_runs
+from reports.sparsity_tradeoff import write_tradeoff_table
 from reports.table import DEFAULT_FRACTIONS
 from reports.table_markdown import write_table
 
 logger = logging.getLogger(__name__)
 
-REPORTS: tuple[str, ...] = ("figure3", "iterations", "table", "scaling", "sublinear")
+REPORTS: tuple[str, ...] = ("figure3", "iterations", "table", "scaling", "sublinear",
+                             "retrieval", "sparsity_tradeoff")
 
 
 def varies(runs: pd.DataFrame, column: str) -> bool:
@@ -26,12 +28,18 @@ def varies(runs: pd.DataFrame, column: str) -> bool:
 
 def auto_reports(runs: pd.DataFrame) -> list[str]:
     """What `all` writes: always figure3, iterations and the table; scaling when threads
-    vary, sublinear when data.n_labels varies (otherwise those figures have one point)."""
+    vary, sublinear when data.n_labels varies (otherwise those figures have one point);
+    retrieval when some run logged SLIDE's retrieval metrics (other models have none);
+    sparsity_tradeoff when SLIDE runs of one problem use two budgets or more."""
     chosen = ["figure3", "iterations", "table"]
     if varies(runs, "threads"):
         chosen.append("scaling")
     if varies(runs, "data.n_labels"):
         chosen.append("sublinear")
+    if plots.has_retrieval(runs):
+        chosen.append("retrieval")
+    if plots.budgets_vary(runs):
+        chosen.append("sparsity_tradeoff")
     return chosen
 
 
@@ -48,6 +56,9 @@ def write_reports(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
             written[name] = write_table(runs, histories, out_dir, fractions, method)
         elif name == "scaling":
             written[name] = plots.scaling(runs, histories, out_dir, fraction=fractions[len(fractions) // 2])
+        elif name == "sparsity_tradeoff":  # the figure and its points as a table beside it
+            written[name] = [*plots.sparsity_tradeoff(runs, histories, out_dir),
+                             *write_tradeoff_table(runs, histories, out_dir)]
         else:
             written[name] = plots.FIGURES[name](runs, histories, out_dir)
     return written

@@ -23,9 +23,12 @@ def context_text(runs: pd.DataFrame) -> str:
 
 
 # Params that differ between jobs without being a choice of the experiment (job folders,
-# store locations) or that other label parts already say (threads, dataset name, model).
+# store locations) or that other label parts already say (threads, dataset name, model). The
+# SLIDE job's resolved params (slide.budget, slide.sparsity, slide.K, slide.L) follow from the
+# model.params.* choices that the label already names: both would print "sparsity" twice.
 _LABEL_SKIP_PREFIXES: tuple[str, ...] = ("paths.", "tracking.", "hydra.", "data.", "model.name",
-                                         "model.params._target_", "train.threads", "dataset.name")
+                                         "model.params._target_", "train.threads", "dataset.name",
+                                         "slide.")
 
 
 def varied_params(group: pd.DataFrame) -> list[str]:

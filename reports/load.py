@@ -7,7 +7,9 @@ Two tables (names follow the harness contract, /work/notes/contract.md):
   metric's latest value under its MLflow name (``final/p_at_1``, ``mem/peak_rss_mb`` ...) and
   every param under its MLflow name (``data.n_labels``, ``train.threads`` ...).
 - ``load_histories``: one row per (run_id, step) with the series in ``HISTORY_KEYS`` joined on
-  step (the contract logs eval/p_at_1 and time/train_s at the same step, so they line up).
+  step (the contract logs eval/p_at_1 and time/train_s at the same step, so they line up),
+  plus the SLIDE-only series in ``SLIDE_KEYS`` (retrieval quality at every evaluation, the
+  training active set size), NaN for runs that did not log them.
 
 Report runs (tag kind=report, written by reports.callback) are excluded: they hold figures,
 not training.
@@ -25,6 +27,13 @@ from mlflow.tracking import MlflowClient
 logger = logging.getLogger(__name__)
 
 HISTORY_KEYS: tuple[str, ...] = ("eval/p_at_1", "eval/p_at_5", "time/train_s", "train/loss")
+# Logged by SLIDE runs only (slide_core.diagnostics at every eval; the active set at every log
+# step). Fetched only for the runs whose latest metrics show they logged them: one MLflow call
+# per key and run, and most runs of a sweep (baselines) would answer empty.
+SLIDE_KEYS: tuple[str, ...] = (
+    "slide/topk_recall_at_10", "slide/topk_recall_at_100", "slide/lift_at_10",
+    "slide/lift_at_100", "slide/softmax_mass", "slide/active_out_mean",
+)
 TAG_COLUMNS: tuple[str, ...] = (
     "model", "dataset", "device", "threads", "cpu_model", "gpu_model", "git_rev",
     "hydra_sweep_dir", "sweep_id", "status", "skip_reason", "failure", "kind",
@@ -32,7 +41,7 @@ TAG_COLUMNS: tuple[str, ...] = (
 # Params that are counts: parsed to nullable integers so they sort and plot as numbers.
 INT_PARAMS: tuple[str, ...] = (
     "data.n_features", "data.n_labels", "data.n_train", "data.n_test",
-    "train.threads", "train.batch_size",
+    "train.threads", "train.batch_size", "slide.budget", "slide.K", "slide.L",
 )
 # MLflow run status -> our status vocabulary, for runs whose harness never set the tag
 # (e.g. a job killed before it could tag itself).
@@ -201,16 +210,38 @@ def run_history(client: MlflowClient, run_id: str,
     return frame.assign(run_id=run_id)[["run_id", "step", *keys]]
 
 
+def logged_keys(runs: pd.DataFrame, keys: Sequence[str]) -> dict[str, list[str]]:
+    """run_id -> the keys among ``keys`` that the run logged at least once (its latest value,
+    a column of the load_runs table, is not NaN)."""
+    present = [k for k in keys if k in runs.columns]
+    return {row["run_id"]: [k for k in present if not pd.isna(row[k])]
+            for row in runs[["run_id", *present]].to_dict("records")}
+
+
 def load_histories(client: MlflowClient, runs: pd.DataFrame,
-                   keys: Sequence[str] = HISTORY_KEYS) -> pd.DataFrame:
-    """One row per (run_id, step) for every run in ``runs`` (the load_runs table)."""
-    parts = [run_history(client, rid, keys) for rid in runs["run_id"]]
+                   keys: Sequence[str] = HISTORY_KEYS,
+                   optional: Sequence[str] = SLIDE_KEYS) -> pd.DataFrame:
+    """One row per (run_id, step) for every run in ``runs`` (the load_runs table); columns
+    *keys, then *optional (default SLIDE_KEYS), which are fetched only for runs that logged
+    them and NaN elsewhere."""
+    columns = ["run_id", "step", *keys, *optional]
+    logged = logged_keys(runs, optional)
+    parts = [run_history(client, rid, [*keys, *logged[rid]]) for rid in runs["run_id"]]
     if not parts:
         empty = {"run_id": pd.Series(dtype="str"), "step": pd.Series(dtype="int64")}
-        empty.update({k: pd.Series(dtype="float64") for k in keys})
+        empty.update({k: pd.Series(dtype="float64") for k in [*keys, *optional]})
         return pd.DataFrame(empty)
-    frame = pd.concat(parts, ignore_index=True)
-    return frame.astype({"step": "int64"})
+    frame = pd.concat(parts, ignore_index=True).reindex(columns=columns)
+    return frame.astype({"step": "int64", **{k: "float64" for k in optional}})
+
+
+def last_logged(histories: pd.DataFrame, key: str) -> pd.Series:
+    """Per run_id, the value of ``key`` at the largest step where the run logged it (runs that
+    never logged it are absent; a histories table without the column gives an empty Series)."""
+    if key not in histories.columns:
+        return pd.Series(dtype="float64", name=key, index=pd.Index([], dtype="str", name="run_id"))
+    logged = histories[histories[key].notna()].sort_values(["run_id", "step"], kind="stable")
+    return logged.groupby("run_id", sort=False)[key].last()
 
 
 def eval_points(histories: pd.DataFrame) -> pd.DataFrame:

@@ -1,6 +1,7 @@
-"""Look of every report figure: fixed colours and markers per model, shades and line styles
-per run, the notes panel listing runs that have no curve, log-axis ticks, and saving as PNG +
-SVG. Colours are fixed per model (MODEL_COLOURS) so a model looks the same in every figure.
+"""Look of every report figure: fixed colours and markers per model (and per SLIDE output
+strategy), shades and line styles per run, the notes panel listing runs that have no curve,
+log-axis ticks, and saving as PNG + SVG. Colours are fixed per model (MODEL_COLOURS) so a model
+looks the same in every figure.
 """
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ MODEL_COLOURS: dict[str, str] = {
 }
 MODEL_MARKERS: dict[str, str] = {"slide": "o", "tf_cpu": "s", "tf_gpu": "^",
                                  "tf_sampled": "D", "numpy_dense": "x"}
+# SLIDE's output-layer strategies (model.params.strategy), compared in one figure: the hashing
+# strategies in warm colours (vanilla = SLIDE's red), the controls apart: black for uniform
+# random sampling (what hashing must beat), gold for the exact top-k oracle (its ceiling).
+# None of these is a model colour, so baseline lines drawn beside them stay distinct.
+STRATEGY_COLOURS: dict[str, str] = {"vanilla": "#d62728", "threshold": "#ff7f0e",
+                                    "topk": "#8c564b", "random": "#000000", "oracle": "#bcbd22"}
+STRATEGY_MARKERS: dict[str, str] = {"vanilla": "o", "threshold": "v", "topk": "P",
+                                    "random": "X", "oracle": "*"}
 # Models outside the map get a colour from this list chosen by a hash of the name, so the same
 # unknown model keeps its colour across figures and across report invocations.
 _EXTRA_COLOURS: tuple[str, ...] = ("#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
@@ -47,6 +56,17 @@ def model_colour(model: str) -> str:
     if model in MODEL_COLOURS:
         return MODEL_COLOURS[model]
     return _EXTRA_COLOURS[zlib.crc32(model.encode()) % len(_EXTRA_COLOURS)]
+
+
+def strategy_colour(strategy: str) -> str:
+    """The fixed colour of a SLIDE output strategy (unknown ones: a stable colour by name)."""
+    if strategy in STRATEGY_COLOURS:
+        return STRATEGY_COLOURS[strategy]
+    return _EXTRA_COLOURS[zlib.crc32(strategy.encode()) % len(_EXTRA_COLOURS)]
+
+
+def strategy_marker(strategy: str) -> str:
+    return STRATEGY_MARKERS.get(strategy, "o")
 
 
 def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
@@ -130,9 +150,12 @@ def model_marker(model: str) -> str:
     return MODEL_MARKERS.get(model, "o")
 
 
-def draw_curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, y: str) -> int:
+def draw_curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, y: str,
+                linestyle: str | None = None, labelled: bool = True) -> int:
     """One line per run in the runs' order (colour and marker by model, shade and line style
-    by run); returns how many were drawn."""
+    by run); returns how many were drawn. ``linestyle`` overrides the per-run styles, for a
+    figure whose line style means something else (one quantity solid, another dashed);
+    ``labelled=False`` keeps the lines out of the legend (a second line of the same run)."""
     by_run = dict(tuple(points.groupby("run_id", sort=False)))
     labels = curve_labels(runs)
     drawable = runs[runs["run_id"].isin(list(by_run))]  # dead runs take no shade or style
@@ -142,19 +165,22 @@ def draw_curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, 
         curve = by_run.get(rid)
         if curve is None or curve.empty:
             continue
-        ax.plot(curve[x], curve[y], color=colours[rid], linestyle=styles[rid],
+        ax.plot(curve[x], curve[y], color=colours[rid], linestyle=linestyle or styles[rid],
                 marker=model_marker(model), markersize=4, linewidth=1.6, alpha=0.9,
-                label=labels[rid])
+                label=labels[rid] if labelled else "_nolegend_")
         drawn += 1
     return drawn
 
 
-def legend(ax: plt.Axes, n_curves: int) -> None:
-    """Inside the axes for a few curves; outside on the right for a big sweep."""
+def legend(ax: plt.Axes, n_curves: int, entries_from: plt.Axes | None = None) -> None:
+    """Inside the axes for a few curves; outside on the right for a big sweep. entries_from:
+    the axes whose lines the legend lists, when it differs from the one it sits beside (a
+    right-hand panel that draws only some of the runs)."""
+    handles, labels = (entries_from or ax).get_legend_handles_labels()
     if n_curves <= 8:
-        ax.legend(loc="best", fontsize=9)
+        ax.legend(handles, labels, loc="best", fontsize=9)
     else:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
                   ncol=1 + n_curves // 26, borderaxespad=0.0)
 
 

@@ -19,6 +19,11 @@ time(b) / time(run), with b's run on the same problem (dataset, n_labels, n_feat
 count and batch size; targets are per problem. If b never reached the target but the run did,
 the markdown (reports.table_markdown) shows a lower bound ">x" = b's final/train_s / time(run);
 the CSV keeps NaN: it holds only measured ratios.
+
+SLIDE runs also get their final retrieval quality beside the final P@5: "final lift@100" and
+"final softmax mass", the last logged slide/lift_at_100 and slide/softmax_mass (their last
+evaluation); NaN for models that do not log them and, for the lift, for SLIDE's random
+control (it retrieves nothing).
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from reports.load import eval_points
+from reports.load import eval_points, last_logged
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.5, 0.75, 0.9)
 BASELINES: tuple[str, ...] = ("tf_cpu", "tf_gpu", "tf_sampled", "numpy_dense")
@@ -66,6 +71,12 @@ _COLUMN_NAMES: dict[str, str] = {
     "final/samples_per_s": "samples/s", "final/train_s": "train s",
     "mem/peak_rss_mb": "peak RSS MB"}
 MATCH_COLUMNS: tuple[str, ...] = ("dataset", "labels", "features", "threads", "batch")
+# Series whose last logged value is a column (from the histories: the runs table's latest
+# value would do too, but the histories are what the retrieval figure draws, so the table's
+# number is the last point of that curve), inserted after RETRIEVAL_AFTER.
+RETRIEVAL_FINALS: dict[str, str] = {"slide/lift_at_100": "final lift@100",
+                                    "slide/softmax_mass": "final softmax mass"}
+RETRIEVAL_AFTER = "final P@5"
 
 
 def _problem(row: Mapping[str, object], keys: Sequence[str]) -> tuple:
@@ -146,6 +157,16 @@ def _base_columns(runs: pd.DataFrame) -> pd.DataFrame:
     return out.assign(**missing)[["run_id", *_COLUMN_NAMES.values()]]
 
 
+def _with_retrieval_finals(table: pd.DataFrame, histories: pd.DataFrame) -> pd.DataFrame:
+    """The RETRIEVAL_FINALS columns (each run's last logged value, NaN if it logged none)
+    inserted after RETRIEVAL_AFTER; the other columns keep their order."""
+    finals = {name: table["run_id"].map(last_logged(histories, key)).astype("float64")
+              for key, name in RETRIEVAL_FINALS.items()}
+    order = list(table.columns)
+    at = order.index(RETRIEVAL_AFTER) + 1
+    return table.assign(**finals)[[*order[:at], *finals, *order[at:]]]
+
+
 def _baseline_ref(table: pd.DataFrame, base: str, t_col: str) -> pd.DataFrame:
     """Per (dataset, threads) the baseline's time to target (_ref_t) and total training time
     (_ref_total); repeated baseline runs give their median, NaN if any one missed the target
@@ -176,10 +197,11 @@ def _speedups(table: pd.DataFrame, fractions: Sequence[float]) -> pd.DataFrame:
 def time_to_accuracy_table(runs: pd.DataFrame, histories: pd.DataFrame,
                            fractions: Sequence[float] = DEFAULT_FRACTIONS,
                            method: str = "interpolate") -> pd.DataFrame:
-    """One row per finished run: finals, time to each target, speed-ups vs each baseline."""
+    """One row per finished run: finals (SLIDE's retrieval quality included), time to each
+    target, speed-ups vs each baseline."""
     done = finished(runs)
     long = times_to_targets(done, histories, fractions, method)
-    table = _base_columns(done)
+    table = _with_retrieval_finals(_base_columns(done), histories)
     for frac in fractions:
         sel = long[long["fraction"] == frac][["run_id", "seconds", "early"]]
         table = table.merge(sel.rename(columns={"seconds": f"t@{pct_label(frac)} s",

@@ -86,6 +86,12 @@ def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
                  f"reached the target, method: {method}"
                  + (" (linear between the eval points around the crossing)." if method == "interpolate"
                     else " (first eval point at/above the target)."))
+    if table["final lift@100"].notna().any():
+        lines.append("final lift@100: the last slide/lift_at_100, top-100 recall of the hash "
+                     "tables on held-out rows over what a random set of the same size gets (1 = "
+                     "no better than random); final softmax mass: share of the full softmax held "
+                     "by the retrieved neurons. '—' for models that do not log them (and lift for "
+                     "the random control, which retrieves nothing).")
     lines.append("")
     main_cols = [c for c in table.columns if not c.startswith("speed-up")
                  and not c.endswith(" early") and c not in ("run_id", "features")]

@@ -1,7 +1,8 @@
 """One-file checkpoint of a SlideNetwork (numpy .npz, no pickle).
 
 Holds the config (JSON), the step, the seed, rebuild counters, every layer's weights,
-Adam moments and row stamps, and every layer's hash functions and tables. The RNG is
+Adam moments and row stamps, and every layer's hash functions, tables and the keys the
+tables were built from (what the adaptive schedule measures drift against). The RNG is
 counter-based (rng.py), so seed + step is its whole state. A loaded network continues
 training bit-identically in serial mode (tests/test_slide_checkpoint.py).
 """
@@ -17,7 +18,7 @@ from slide_core.hashing import HashFunctions
 from slide_core.layer import LayerParams
 from slide_core.tables import HashTables
 
-FORMAT = 1
+FORMAT = 2  # 2: active-set budget / retrieval cap / padding options, keys saved
 _LAYER_FIELDS = ("W", "b", "mW", "vW", "mb", "vb", "row_stamp", "bias_stamp")
 
 
@@ -37,7 +38,7 @@ def _get_tuple(z, prefix: str, cls):
 def save_network(net, path) -> None:
     arrays: dict[str, np.ndarray] = {}
     meta = {"format": FORMAT, "config": net.config.to_dict(), "step": net.step, "seed": net.seed,
-            "rebuilds": net.rebuilds}
+            "rebuilds": net.rebuilds, "rehash_total": net.rehash_total}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     for i, p in enumerate(net.params):
         for name in _LAYER_FIELDS:
@@ -45,6 +46,7 @@ def save_network(net, path) -> None:
         if net.hfs[i] is not None:
             _put_tuple(arrays, f"hf{i}", net.hfs[i])
             _put_tuple(arrays, f"tables{i}", net.tables[i])
+            arrays[f"keys{i}"] = net._keys_t[i]
     tmp = f"{os.fspath(path)}.tmp.npz"
     np.savez(tmp, **arrays)
     os.replace(tmp, path)  # never leave a half-written checkpoint under the real name
@@ -70,6 +72,8 @@ def load_network(cls, path, threads: int | None = None):
             if f"hf{i}.family" in z.files:
                 net.hfs[i] = _get_tuple(z, f"hf{i}", HashFunctions)
                 net.tables[i] = _get_tuple(z, f"tables{i}", HashTables)
+                net._keys_t[i] = np.ascontiguousarray(z[f"keys{i}"])
         net.step = int(meta["step"])
         net.rebuilds = list(meta["rebuilds"])
+        net.rehash_total = int(meta["rehash_total"])
     return net

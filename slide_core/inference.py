@@ -273,7 +273,8 @@ def predict_lsh(net, x_ptr, x_ids, x_vals, k: int, block_points: int = BLOCK_POI
             lw = ws.layers[i]
             p = net.params[i]
             if not cfg.dense:
-                net._select(kern, i, ws, inp, rows, False, y_ptr[:rows + 1], y_ids, _PREDICT_STREAM + p0, False)
+                net._select(kern, i, ws, inp, rows, False, y_ptr[:rows + 1], y_ids, _PREDICT_STREAM + p0, False,
+                            sample=False)
             kern.forward(p.W, p.b, net.input_major(i), i < last, *inp, lw.ids[:rows], lw.cnt[:rows],
                          lw.vals[:rows], cfg.dense, ws.n_chunks, lw.stats)
             inp = net._layer_as_input(ws, i, rows, cfg.dense)

@@ -18,7 +18,7 @@ import numpy as np
 from slide_core import inference
 from slide_core.adam import DENSE, LAZY, UNTOUCHED, adam_lr, adam_update, group_rows
 from slide_core.config import LayerConfig, NetworkConfig
-from slide_core.hashing import HashFunctions, hash_rows_table_major, make_hash_functions
+from slide_core.hashing import HashFunctions, hash_rows, hash_rows_table_major, make_hash_functions
 from slide_core.layer import LayerParams, keras_weights, make_layer, neuron_rows
 from slide_core.sampling import STRATEGY_CODES
 from slide_core.schedule import maintenance_due
@@ -85,6 +85,9 @@ class SlideNetwork:
                                           grad=not (i == len(config.layers) - 1 and self.grouped)))
         self.step = 0  # finished batches; batch ids are 1-based (step + 1)
         self.rebuilds = [0] * len(config.layers)
+        self.last_drift = [0.0] * len(config.layers)  # adaptive schedule: key drift at the last check
+        self._rehashes = 0  # rehashes (and rebuilds) since the last stats() call
+        self.rehash_total = 0  # rehashes (and rebuilds) since construction
         self.hfs: list[HashFunctions | None] = [None] * len(config.layers)
         self.tables: list[HashTables | None] = [None] * len(config.layers)
         self._keys_t: dict[int, np.ndarray] = {}  # per layer: table-major key buffer of _rehash
@@ -153,23 +156,44 @@ class SlideNetwork:
         self.tables[i] = build_tables_table_major(keys_t, cfg.range_pow, cfg.bucket_capacity, cfg.insertion,
                                                   derive_seed(self.seed, i, self.step, 7), reuse=self.tables[i])
 
+    def _key_drift(self, i: int) -> float:
+        """Share of (neuron, table) keys of a random probe of layer i's neurons that differ
+        from the keys the tables were built with (the adaptive schedule's signal)."""
+        c = self.config
+        n = self.config.layers[i].width
+        rng = np.random.default_rng([self.seed, i, self.step, 0xD41F7])
+        probe = np.sort(rng.choice(n, min(c.drift_probe, n), replace=False))
+        W = neuron_rows(self.params[i], self.input_major(i))
+        now = hash_rows(self.hfs[i], np.ascontiguousarray(W[probe]))
+        return float(np.mean(now != self._keys_t[i][:, probe].T))
+
     def _maintain(self) -> None:
         c = self.config
-        due = maintenance_due(self.step, c.schedule, c.rehash_every, c.rebuild_every, c.schedule_n0, c.schedule_lambda)
+        due = maintenance_due(self.step, c.schedule, c.rehash_every if c.schedule != "adaptive"
+                              else c.drift_check_every, c.rebuild_every, c.schedule_n0, c.schedule_lambda)
         if due is None:
             return
         t0 = time.perf_counter()
         for i, cfg in enumerate(c.layers):
             if not cfg.uses_tables:
                 continue
+            if due == "check":
+                self.last_drift[i] = self._key_drift(i)
+                if self.last_drift[i] < c.drift_threshold:
+                    continue
             if due == "rebuild":
                 self.rebuilds[i] += 1
                 self._new_hash_functions(i)
             self._rehash(i)
+            self._rehashes += 1
+            self.rehash_total += 1
         self._timers["rehash_s"] += time.perf_counter() - t0
 
     # ---------------------------------------------------------------- the batch
-    def _select(self, k, i, ws, inp, rows, force, y_ptr, y_ids, stream, timers):
+    def _select(self, k, i, ws, inp, rows, force, y_ptr, y_ids, stream, timers, sample=True):
+        """Active sets of layer i for the batch in ws. force: the labels go in first (training);
+        sample: fill up to the budget with uniform random neurons (off: only what the strategy
+        chooses, for LSH inference and retrieval diagnostics)."""
         cfg: LayerConfig = self.config.layers[i]
         lw = ws.layers[i]
         p = self.params[i]
@@ -180,12 +204,12 @@ class SlideNetwork:
                 self._timers["hash_s"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         cap = lw.ids.shape[1]
-        budget = cap if (cfg.strategy == "vanilla" and cfg.budget is None) else cfg.effective_budget
         tables = self.tables[i] if cfg.uses_tables else self._dummy_tables
-        k.select(tables, lw.keys[:rows], STRATEGY_CODES[cfg.strategy], cap, budget, cfg.threshold,
-                 cfg.min_active, force, y_ptr, y_ids, self.seed, stream, i, p.W, p.b, self.input_major(i),
+        k.select(tables, lw.keys[:rows], STRATEGY_CODES[cfg.strategy], cap, cfg.chosen_limit,
+                 cfg.sampled_target if sample else 0, cfg.threshold, force, y_ptr, y_ids, self.seed, stream, i,
+                 p.W, p.b, self.input_major(i),
                  *inp, lw.stamp, lw.stamp_next, lw.counts, lw.touched, lw.hist, lw.scores, lw.work,
-                 lw.ids[:rows], lw.cnt[:rows], lw.n_forced[:rows], ws.n_chunks, lw.stats)
+                 lw.ids[:rows], lw.cnt[:rows], lw.n_forced[:rows], lw.n_exact[:rows], ws.n_chunks, lw.stats)
         if timers:
             self._timers["tables_s"] += time.perf_counter() - t0
 
@@ -293,7 +317,7 @@ class SlideNetwork:
                 prev = ws.layers[i - 1]
                 k.output(p.W, p.b, *inp, prev.delta[:rows].reshape(-1), True,
                          lw.ids[:rows], lw.cnt[:rows], lw.vals[:rows], cfg.dense, lw.n_forced[:rows],
-                         y_ptr, y_ids, 1.0 / rows, batch_id, p.gW, p.gb, p.row_stamp, p.bias_stamp,
+                         lw.n_exact[:rows], cfg.log_q_correction, y_ptr, y_ids, 1.0 / rows, batch_id, p.gW, p.gb, p.row_stamp, p.bias_stamp,
                          ws.losses[:rows], ws.has_grad[:rows], self.grouped, ws.n_chunks, lw.stats)
             t_fb += time.perf_counter() - t0
             inp = self._layer_as_input(ws, i, rows, cfg.dense)
@@ -337,6 +361,22 @@ class SlideNetwork:
         return ws
 
     # ---------------------------------------------------------------- diagnostics
+    def retrieval_quality(self, x, y=None) -> dict[str, float]:
+        """How well the output layer's strategy finds the large logits on rows x (labels y
+        optional): retrieved_mean, topk_recall_at_10/100, lift_at_10/100, label_recall,
+        softmax_mass (slide_core.diagnostics). Computes every logit of x: call it on a few
+        hundred held-out rows, outside any timed region."""
+        from slide_core.diagnostics import retrieval_quality
+
+        x_ptr, x_ids, x_vals = _as_csr(x, "x", self.config.n_features)
+        y_ptr = y_ids = None
+        if y is not None:
+            y_ptr, y_ids, _ = _as_csr(y, "y", self.config.layers[-1].width)
+            if len(y_ptr) != len(x_ptr):
+                raise ValueError(f"x has {len(x_ptr) - 1} rows but y has {len(y_ptr) - 1}")
+            y_ptr = y_ptr - y_ptr[0]
+        return retrieval_quality(self, x_ptr - x_ptr[0], x_ids, x_vals, y_ptr, y_ids)
+
     def stats(self) -> dict[str, float]:
         """Diagnostics accumulated since the last call (training batches only); resets."""
         if self._ws is not None:
@@ -348,11 +388,19 @@ class SlideNetwork:
         for i, cfg in enumerate(self.config.layers):
             if not cfg.dense:
                 n = max(acc[i, ST_SAMPLES], 1.0)
+                # the active set's parts: forced labels, retrieved (chosen by the strategy: the
+                # tables, or the oracle control), padding (uniform samples; all of the random
+                # control's set)
                 out[f"active_mean/layer{i}"] = acc[i, ST_ACTIVE] / n
-                out[f"candidates_mean/layer{i}"] = acc[i, ST_CANDIDATES] / n
+                out[f"labels_mean/layer{i}"] = acc[i, ST_LABELS] / n
+                out[f"retrieved_mean/layer{i}"] = (acc[i, ST_CANDIDATES] - acc[i, ST_LABELS]) / n
+                out[f"padding_mean/layer{i}"] = (acc[i, ST_ACTIVE] - acc[i, ST_CANDIDATES]) / n
             total_mults += acc[i, ST_MULTS]
         lcfg = self.config.layers[last]
         out["active_out_mean"] = out.get(f"active_mean/layer{last}", float(lcfg.width))
+        for part in ("labels", "retrieved", "padding"):
+            if f"{part}_mean/layer{last}" in out:
+                out[f"{part}_out_mean"] = out[f"{part}_mean/layer{last}"]
         if lcfg.uses_tables and acc[last, ST_LABELS] > 0:
             out["label_recall"] = acc[last, ST_RETRIEVED] / acc[last, ST_LABELS]
         n_samples = float(self._samples_since_stats)
@@ -364,11 +412,15 @@ class SlideNetwork:
             dense = acc[0, ST_MULTS] / n_samples + sum(a * b for a, b in zip(sizes[1:-1], sizes[2:]))
             out["mults_dense_ratio"] = out["mults_per_sample"] / max(dense, 1.0)
         out.update(self._timers)
+        out["rehashes"] = float(self._rehashes)
+        if self.config.schedule == "adaptive" and lcfg.uses_tables:
+            out["key_drift"] = self.last_drift[last]
         out["batches"] = float(self._batches_since_stats)
         self._stat_acc[:] = 0.0
         self._timers = dict.fromkeys(TIMERS, 0.0)
         self._batches_since_stats = 0
         self._samples_since_stats = 0
+        self._rehashes = 0
         return out
 
     def weights(self) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -10,9 +10,10 @@ free). Per sample, with base = the sample's first stamp value:
 so the true labels sit first in the active list (positions [0, n_forced)) and the tables'
 recall of the labels is counted without a second pass. STAMP_STRIDE values per sample.
 
-Strategies (codes below): vanilla union of the L probed buckets (cap = budget), hard
-threshold (seen in >= m buckets), top-k by frequency, uniform random, exact top-k (oracle).
-Padding with uniformly random neurons up to `min_active` follows every strategy.
+Strategies (codes below): vanilla union of the L probed buckets, hard threshold (seen in
+>= m buckets), top-k by frequency, exact top-k (oracle), each up to the layer's chosen
+limit; uniform random (the sampled-softmax control) chooses nothing. Padding with
+uniformly random neurons up to the budget follows every strategy (config.LayerConfig).
 """
 from __future__ import annotations
 

@@ -6,7 +6,12 @@ Pure functions of the number of finished batches `done` (1 after the first batch
 - exponential (the paper): the t-th rehash (t = 1, 2, ...) happens after
   round(sum_{i<t} N0 * e^(lambda*i)) batches: first at N0, then intervals growing by e^lambda,
   because the weights change quickly at first and slowly later. Rebuilds keep the fixed
-  rebuild_every in both modes.
+  rebuild_every in every mode.
+- adaptive (after Mongoose, Chen et al., ICLR 2021): every `drift_check_every` batches the
+  network re-hashes a small random probe of neurons with the current hash functions and
+  rehashes the layer when the share of the probe's keys that changed since the tables were
+  built passes `drift_threshold` (SlideNetwork._key_drift). Here that is "check" points;
+  the decision needs the weights, so it is the network's.
 """
 from __future__ import annotations
 
@@ -49,13 +54,16 @@ def is_exponential_point(done: int, n0: int, lam: float) -> bool:
 
 def maintenance_due(done: int, schedule: str, rehash_every: int, rebuild_every: int,
                     n0: int = 50, lam: float = 0.1) -> str | None:
-    """"rebuild", "rehash" or None after `done` finished batches."""
-    if schedule not in ("fixed", "exponential"):
-        raise ValueError(f"schedule must be 'fixed' or 'exponential', got {schedule!r}")
+    """"rebuild", "rehash", "check" (adaptive: measure key drift, rehash if it is large) or
+    None after `done` finished batches. For "adaptive", rehash_every is the check interval."""
+    if schedule not in ("fixed", "exponential", "adaptive"):
+        raise ValueError(f"schedule must be 'fixed', 'exponential' or 'adaptive', got {schedule!r}")
     if done <= 0:
         return None
     if done % rebuild_every == 0:
         return "rebuild"
     if schedule == "fixed":
         return "rehash" if done % rehash_every == 0 else None
+    if schedule == "adaptive":
+        return "check" if done % rehash_every == 0 else None
     return "rehash" if is_exponential_point(done, n0, lam) else None

@@ -40,7 +40,7 @@ from slide_core.twin import twin
 # part of this file's source hash, which Numba's cache keys on: bump when twin's options change
 COMPILE_OPTIONS_TAG = "fastmath+error_model=numpy/1"
 from slide_core.sampling import (
-    ORACLE, RANDOM, STAMP_STRIDE, THRESHOLD, TOPK, VANILLA,
+    ORACLE, STAMP_STRIDE, THRESHOLD, TOPK, VANILLA,
     count_select, force_labels, oracle_select, pad_random, score_all, union_select,
 )
 
@@ -182,7 +182,7 @@ def _forward_impl(W, b, input_major, relu, i_start, i_cnt, i_ids, i_vals, i_dens
 
 
 def _output_impl(W, b, i_start, i_cnt, i_ids, i_vals, i_dense, i_delta, need_delta,
-                 o_ids, o_cnt, o_vals, o_dense, n_forced, y_ptr, y_ids, inv_batch, batch_id,
+                 o_ids, o_cnt, o_vals, o_dense, n_forced, n_exact, log_q, y_ptr, y_ids, inv_batch, batch_id,
                  gW, gb, row_stamp, bias_stamp, losses, has_grad, defer, n_chunks, stats):
     """Output layer (neuron-major): logits, softmax over the active set, loss, gradient
     (p - y/|y|) * inv_batch, backward into gW/gb and (need_delta) the input's delta.
@@ -242,6 +242,16 @@ def _output_impl(W, b, i_start, i_cnt, i_ids, i_vals, i_dense, i_delta, need_del
             else:
                 _layer_forward_row(W, b, False, xi, xv, i_dense, ids, n, o_dense, out)
             mults += n * cnt
+            if log_q and not o_dense:
+                # sampled-softmax correction: the neurons from n_exact on are a uniform sample
+                # of the width - n_exact neurons not chosen deterministically; adding
+                # log(pool / sampled) = -log(inclusion probability) to their logits makes the
+                # softmax's normaliser an unbiased estimate of the full one's
+                ne = n_exact[s]
+                if n > ne:
+                    shift = np.float32(np.log((width - ne) / (n - ne)))
+                    for i in range(ne, n):
+                        out[i] += shift
             zmax = out[0]
             for i in range(1, n):
                 if out[i] > zmax:
@@ -350,12 +360,16 @@ def _hash_impl(hf, i_start, i_cnt, i_ids, i_vals, i_dense, keys, scratch_f, scra
                 hash_sparse_into(hf, i_ids[lo:hi], i_vals[lo:hi], keys[s], scratch_f[c], scratch_i[c])
 
 
-def _select_impl(tables, keys, strategy, cap, budget, threshold, min_active, force, y_ptr, y_ids,
+def _select_impl(tables, keys, strategy, cap, chosen_limit, sampled_target, threshold, force, y_ptr, y_ids,
                  seed, stream, layer_idx, W, b, input_major, i_start, i_cnt, i_ids, i_vals, i_dense,
                  stamp, stamp_next, counts, touched, hist, scores, work,
-                 o_ids, o_cnt, n_forced, n_chunks, stats):
+                 o_ids, o_cnt, n_forced, n_exact, n_chunks, stats):
     """Active set of every sample: forced labels first (training, output layer), then the
-    strategy's neurons, then random padding up to min_active. See sampling.py."""
+    strategy's neurons (at most chosen_limit), then uniformly random neurons until
+    sampled_target besides the labels. See sampling.py.
+    n_exact[s]: the active neurons before position n_exact[s] were chosen deterministically
+    (labels, table retrieval, oracle); those from it on are a uniform sample of the rest
+    (random strategy, padding), which the output layer may correct by log Q."""
     B = i_start.shape[0]
     width = b.shape[0]
     for c in prange(n_chunks):
@@ -374,23 +388,23 @@ def _select_impl(tables, keys, strategy, cap, budget, threshold, min_active, for
             nf = n
             retrieved = 0
             state = stream_seed(seed, stream, s, layer_idx)
+            limit = min(cap, nf + chosen_limit)
             if strategy == VANILLA:
-                n, retrieved = union_select(tables, keys[s], st, base, out, n, min(cap, nf + budget))
+                n, retrieved = union_select(tables, keys[s], st, base, out, n, limit)
             elif strategy == THRESHOLD:
                 n, retrieved = count_select(tables, keys[s], st, base, counts[c], touched[c], hist[c],
-                                            out, n, cap, threshold, False)
+                                            out, n, limit, threshold, False)
             elif strategy == TOPK:
                 n, retrieved = count_select(tables, keys[s], st, base, counts[c], touched[c], hist[c],
-                                            out, n, min(cap, nf + budget), threshold, True)
-            elif strategy == RANDOM:
-                state, n = pad_random(state, width, st, base, out, n, min(cap, nf + budget))
-            elif strategy == ORACLE:
+                                            out, n, limit, threshold, True)
+            elif strategy == ORACLE and chosen_limit > 0:
                 lo = i_start[s]
                 score_all(W, b, input_major, i_ids, i_vals, lo, i_cnt[s], i_dense, scores[c])
-                n = oracle_select(scores[c], work[c], st, base, out, n, min(cap, nf + budget))
+                n = oracle_select(scores[c], work[c], st, base, out, n, limit)
+            n_exact[s] = n
             n_cand += n
-            if n < min_active:
-                state, n = pad_random(state, width, st, base, out, n, min(cap, min_active))
+            if n < nf + sampled_target:
+                state, n = pad_random(state, width, st, base, out, n, min(cap, nf + sampled_target))
             o_cnt[s] = n
             n_forced[s] = nf
             n_act += n

@@ -21,6 +21,7 @@ class LayerWork(NamedTuple):
     vals: np.ndarray  # float32 (B, cap): activations (hidden) / logits -> gradient (output)
     delta: np.ndarray  # float32 (B, cap): dL/d activation (hidden layers)
     n_forced: np.ndarray  # int64 (B,): labels forced in first (output layer)
+    n_exact: np.ndarray  # int64 (B,): active neurons before this index were chosen, the rest sampled
     keys: np.ndarray  # int32 (B, L): bucket keys of each sample's input
     start: np.ndarray  # int64 (B,): s * cap, this layer's rows as the next layer's input
     stamp: np.ndarray  # int64 (T, width): dedup stamps (sampling.py)
@@ -74,6 +75,7 @@ def make_layer_work(cfg: LayerConfig, rows: int, label_room: int, T: int, hf, de
         vals=np.zeros((rows, cap), dtype=np.float32),
         delta=np.zeros((rows, cap), dtype=np.float32),
         n_forced=np.zeros(rows, dtype=np.int64),
+        n_exact=np.zeros(rows, dtype=np.int64),
         keys=np.zeros((rows, cfg.L if sparse else 1), dtype=np.int32),
         start=np.arange(rows, dtype=np.int64) * cap,
         stamp=_per_chunk(T, width if sparse else 1, np.int64),

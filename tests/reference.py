@@ -10,12 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def forward(layers, X, actives=None):
+def forward(layers, X, actives=None, offsets=None):
     """Activations of every layer. layers: [(W (n_in, n_out), b)], X dense (n, n_features).
 
     actives: optional list (one per layer) of per-sample active-id arrays or None (dense);
     inactive neurons output 0 (they do not exist for that sample). Hidden layers are ReLU,
     the last layer returns logits (inactive logits are -inf).
+    offsets: optional (n, n_out) constants added to the logits (the sampled-softmax log-Q
+    correction of sampled neurons); they change the softmax, not the form of its gradient.
     Returns [a_0 = X, a_1, ..., logits].
     """
     acts = [X]
@@ -23,6 +25,8 @@ def forward(layers, X, actives=None):
     for li, (W, b) in enumerate(layers):
         z = a @ W + b
         last = li == len(layers) - 1
+        if last and offsets is not None:
+            z = z + offsets
         if actives is not None and actives[li] is not None:
             mask = np.zeros_like(z, dtype=bool)
             for s, ids in enumerate(actives[li]):
@@ -58,16 +62,16 @@ def softmax_loss_grad(logits, Y):
     return loss, grad
 
 
-def batch_loss(layers, X, Y, actives=None):
+def batch_loss(layers, X, Y, actives=None, offsets=None):
     """Mean loss over the batch (rows without labels count as 0)."""
-    acts = forward(layers, X, actives)
+    acts = forward(layers, X, actives, offsets)
     loss, _ = softmax_loss_grad(acts[-1], Y)
     return loss.mean()
 
 
-def backward(layers, X, Y, actives=None):
+def backward(layers, X, Y, actives=None, offsets=None):
     """(mean loss, [(dW, db)]) of the batch-mean loss."""
-    acts = forward(layers, X, actives)
+    acts = forward(layers, X, actives, offsets)
     loss, g = softmax_loss_grad(acts[-1], Y)
     g = g / X.shape[0]
     grads = [None] * len(layers)

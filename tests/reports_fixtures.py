@@ -4,6 +4,10 @@ be checked against what was logged.
 
 A fake run of model m trains at ``samples_per_s`` with batch ``batch``; the training clock at
 step s is s * batch / samples_per_s; P@1 at step s is p_max * (1 - exp(-s / tau)).
+
+A fake SLIDE run with a ``strategy`` also logs the slide/* metrics (retrieval quality at every
+eval, active set size at every log step) and the strategy / budget params; their curves change
+over training so that the first and the last logged values differ.
 """
 from __future__ import annotations
 
@@ -29,12 +33,34 @@ class FakeRun:
     n_labels: int = 1000
     dataset: str = "synthetic_tiny"
     peak_rss_mb: float = 300.0
+    strategy: str | None = None  # SLIDE output strategy; None: no slide/* metrics or params
+    budget: int = 50  # slide.budget: active neurons per row besides the labels
+    recall_max: float = 0.8  # top-100 recall the tables approach during training
+    sparsity: str | None = None  # model.params.sparsity as logged; None: budget / n_labels
 
     def clock(self, step: int) -> float:
         return step * self.batch / self.samples_per_s
 
     def p_at_1(self, step: int) -> float:
         return self.p_max * (1.0 - np.exp(-step / self.tau))
+
+    def retrieved(self) -> float:
+        """Neurons the strategy retrieves per held-out row (the random control: none)."""
+        return 0.0 if self.strategy == "random" else float(self.budget)
+
+    def recall_100(self, step: int) -> float:
+        """Rises from recall_max / 2 towards recall_max (0 for the random control)."""
+        return 0.0 if self.strategy == "random" else self.recall_max * (1 - 0.5 * np.exp(-step / self.tau))
+
+    def lift_100(self, step: int) -> float:
+        return self.recall_100(step) / (self.retrieved() / self.n_labels)
+
+    def softmax_mass(self, step: int) -> float:
+        return 0.1 + 0.5 * self.recall_100(step)
+
+    def active(self, step: int) -> float:
+        """Training active set per row: budget + 3 labels + a start-up excess that decays."""
+        return self.budget + 3.0 + 40.0 * np.exp(-step / self.tau)
 
 
 def _metrics(run: FakeRun) -> list[Metric]:
@@ -56,6 +82,8 @@ def _metrics(run: FakeRun) -> list[Metric]:
         add("eval/p_at_5", 0.6 * p1, s)
         add("eval/seconds", 0.01, s)
         add("time/train_s", run.clock(s), s)
+    if run.strategy is not None:
+        out += _slide_metrics(run, eval_steps, ts)
     final = run.iterations
     add("time/compile_s", 0.5, 0)
     for key, value in {
@@ -68,6 +96,38 @@ def _metrics(run: FakeRun) -> list[Metric]:
     return out
 
 
+def _slide_metrics(run: FakeRun, eval_steps: list[int], ts: int) -> list[Metric]:
+    """The slide/* series of the metric contract: retrieval at every eval (no lift for the
+    random control), the active set and its parts at every log step."""
+    out = []
+    for s in eval_steps:
+        values = {"slide/topk_recall_at_100": run.recall_100(s),
+                  "slide/topk_recall_at_10": min(1.0, 1.2 * run.recall_100(s)),
+                  "slide/softmax_mass": run.softmax_mass(s),
+                  "slide/eval_retrieved_mean": run.retrieved()}
+        if run.retrieved() > 0:
+            values["slide/lift_at_100"] = run.lift_100(s)
+            values["slide/lift_at_10"] = min(1.0, 1.2 * run.recall_100(s)) * run.n_labels / run.retrieved()
+        out += [Metric(k, float(v), ts + s, s) for k, v in values.items()]
+    for s in range(run.log_every, run.iterations + 1, run.log_every):
+        retrieved = 0.0 if run.strategy == "random" else run.active(s) - 3.0
+        values = {"slide/active_out_mean": run.active(s), "slide/labels_out_mean": 3.0,
+                  "slide/retrieved_out_mean": retrieved,
+                  "slide/padding_out_mean": run.active(s) - 3.0 - retrieved}
+        out += [Metric(k, float(v), ts + s, s) for k, v in values.items()]
+    return out
+
+
+def _slide_params(run: FakeRun) -> dict[str, object]:
+    """Strategy, requested sparsity and the SLIDE job's resolved params (none without a strategy)."""
+    if run.strategy is None:
+        return {}
+    return {"model.params.strategy": run.strategy,
+            "model.params.sparsity": run.sparsity or f"{run.budget / run.n_labels:g}",
+            "model.params.K": 6, "model.params.L": 50, "slide.budget": run.budget,
+            "slide.sparsity": run.budget / run.n_labels, "slide.K": 6, "slide.L": 50}
+
+
 def _tags(model: str, dataset: str, threads: int, sweep_id: str, status: str,
           job: int, extra: dict[str, str]) -> list[RunTag]:
     tags = {"model": model, "dataset": dataset, "device": "cpu", "threads": str(threads),
@@ -76,10 +136,11 @@ def _tags(model: str, dataset: str, threads: int, sweep_id: str, status: str,
     return [RunTag(k, v) for k, v in tags.items()]
 
 
-def _params(model: str, dataset: str, threads: int, n_labels: int, batch: int) -> list[Param]:
+def _params(model: str, dataset: str, threads: int, n_labels: int, batch: int,
+            extra: dict[str, object] | None = None) -> list[Param]:
     params = {"model.name": model, "dataset.name": dataset, "train.threads": threads,
               "train.batch_size": batch, "data.n_labels": n_labels, "data.n_features": 5000,
-              "data.n_train": 20000, "data.n_test": 2000}
+              "data.n_train": 20000, "data.n_test": 2000, **(extra or {})}
     return [Param(k, str(v)) for k, v in params.items()]
 
 
@@ -89,7 +150,8 @@ def log_fake_run(client: MlflowClient, exp_id: str, run: FakeRun, sweep_id: str,
     created = client.create_run(exp_id, run_name=f"{run.model}/{run.dataset}/{job}")
     rid = created.info.run_id
     client.log_batch(rid, metrics=_metrics(run),
-                     params=_params(run.model, run.dataset, run.threads, run.n_labels, run.batch),
+                     params=_params(run.model, run.dataset, run.threads, run.n_labels, run.batch,
+                                    _slide_params(run)),
                      tags=_tags(run.model, run.dataset, run.threads, sweep_id, "finished", job, {}))
     client.set_terminated(rid, "FINISHED")
     return rid
@@ -153,3 +215,26 @@ def log_labels_sweep(client: MlflowClient, exp_id: str, sweep_id: str) -> None:
             log_fake_run(client, exp_id, FakeRun(model, speed, 0.4, 100.0, n_labels=n,
                                                  iterations=100), sweep_id, job)
             job += 1
+
+
+# The sparsity trade-off sweep: SLIDE's hashing (vanilla), the uniform random control and the
+# exact top-k oracle at three budgets of 1000 labels, plus two dense models. P@1 grows with the
+# budget and with the strategy's quality (random < vanilla < oracle); one vanilla run asked
+# for sparsity "auto".
+STRATEGY_BUDGETS: tuple[int, ...] = (10, 50, 200)
+STRATEGY_P_MAX: dict[str, float] = {"random": 0.2, "vanilla": 0.35, "oracle": 0.45}
+
+
+def strategy_sweep() -> list[FakeRun]:
+    runs = [FakeRun("slide", 4000.0, p_max=STRATEGY_P_MAX[s] + 0.05 * np.log10(b), tau=60.0,
+                    iterations=200, strategy=s, budget=b, recall_max=1.0 if s == "oracle" else 0.6,
+                    sparsity="auto" if (s, b) == ("vanilla", 50) else None)
+            for s in STRATEGY_P_MAX for b in STRATEGY_BUDGETS]
+    return [*runs, FakeRun("tf_cpu", 500.0, 0.6, 60.0, iterations=200),
+            FakeRun("numpy_dense", 200.0, 0.58, 60.0, iterations=200)]
+
+
+def log_strategy_sweep(client: MlflowClient, exp_id: str, sweep_id: str) -> dict[str, FakeRun]:
+    """The strategy_sweep runs; returns {run id: its FakeRun}."""
+    return {log_fake_run(client, exp_id, run, sweep_id, job): run
+            for job, run in enumerate(strategy_sweep())}

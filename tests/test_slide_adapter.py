@@ -35,7 +35,7 @@ def snapshot(model):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_protocol_and_warmup_leaves_state_unchanged(threads):
-    m = SlideModel(ctx(threads), sparsity=0.05, K=2, L=6, range_pow=6, min_active=20, rehash_every=2)
+    m = SlideModel(ctx(threads), sparsity=0.05, hash_family="dwta", K=2, L=6, range_pow=6, rehash_every=2)
     assert isinstance(m, Model)
     for (W, b), (Wk, bk) in zip(initial_weights(ctx()), m.net.weights()):
         assert np.array_equal(W, Wk) and np.array_equal(b, bk)  # the shared initialisation
@@ -55,16 +55,50 @@ def test_protocol_and_warmup_leaves_state_unchanged(threads):
         assert key in d and np.isfinite(d[key]), key
     tags = m.describe()
     assert tags["slide.optimizer_mode"] == "lazy" and tags["slide.hash_family"] == "dwta"
+    q = m.eval_diagnostics(x, y)
+    assert {"slide/eval_retrieved_mean", "slide/topk_recall_at_10", "slide/softmax_mass"} <= set(q)
     m.close()
 
 
-@pytest.mark.parametrize("name", ["slide", "slide_amazon670k", "slide_delicious200k"])
-def test_model_configs_instantiate(name):
+def _model_params(name: str):
+    """model.params of conf/model/<name>.yaml with its defaults list (other model files) applied."""
     cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")
-    params = cfg.params
-    if name != "slide":  # layered on slide.yaml through the defaults list
-        params = OmegaConf.merge(OmegaConf.load(ROOT / "conf" / "model" / "slide.yaml").params, params)
-    params = OmegaConf.merge(params, {"range_pow": min(params.range_pow, 8), "L": 4})  # keep the test small
+    parents = [d for d in cfg.get("defaults", []) if isinstance(d, str) and d not in ("_self_", "model_schema")]
+    params = OmegaConf.create({})
+    for parent in parents:
+        params = OmegaConf.merge(params, _model_params(parent))
+    return OmegaConf.merge(params, cfg.params)
+
+
+@pytest.mark.parametrize("name", ["slide", "slide_reference", "slide_delicious200k"])
+def test_model_configs_instantiate(name):
+    params = OmegaConf.merge(_model_params(name), {"range_pow": min(_model_params(name).range_pow, 8), "L": 4})
     m = instantiate(params, _partial_=True)(ctx=ctx())  # as experiments.job does
     assert isinstance(m, SlideModel)
-    assert m.config.layers[-1].min_active <= 300
+    out = m.config.layers[-1]
+    assert 1 <= out.budget <= 300 and out.K >= 1
+    assert set(m.resolved_params()) >= {"slide.K", "slide.L", "slide.budget", "slide.sparsity"}
+
+
+def test_reference_config_is_the_reference():
+    """model=slide_reference holds the C++ code's settings (Config.h / Config_amz.csv / Layer.cpp)."""
+    p = _model_params("slide_reference")
+    assert (p.hash_family, p.K, p.L, p.range_pow, p.bin_size, p.bucket_capacity) == ("dwta", 6, 50, 18, 8, 128)
+    assert (p.packing, p.insertion, p.optimizer, p.strategy) == ("reference_ln", "fifo", "dense", "vanilla")
+    assert p.retrieval_cap is None and p.padding and p.active_budget == 1000 and not p.log_q_correction
+    assert (p.rehash_every, p.rebuild_every, p.threshold, p.bias_init_std) == (50, 1000, 3, 0.01)
+    m = instantiate(OmegaConf.merge(p, {"range_pow": 8, "L": 4}), _partial_=True)(ctx=ctx())
+    b = m.net.params[-1].b
+    assert 0.005 < float(b.std()) < 0.015  # biases drawn from N(0, 0.01), not the shared zeros
+
+
+def test_adapter_defaults_equal_slide_yaml():
+    """One source of truth: the adapter's keyword defaults are what conf/model/slide.yaml says."""
+    import inspect
+
+    params = _model_params("slide")
+    sig = inspect.signature(SlideModel.__init__)
+    for key, value in params.items():
+        if key.startswith("_"):
+            continue
+        assert sig.parameters[key].default == value, key

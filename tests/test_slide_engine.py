@@ -21,8 +21,7 @@ def learnable(n, n_feat=120, n_out=40, seed=0):
 
 
 def train(threads, batches=60, seed=0):
-    out = LayerConfig(40, sparsity=0.25, hash_family="simhash", K=3, L=10, range_pow=6, bucket_capacity=16,
-                      min_active=8)
+    out = LayerConfig(40, sparsity=0.25, hash_family="simhash", K=3, L=10, range_pow=6, bucket_capacity=16)
     cfg = NetworkConfig(n_features=120, layers=(LayerConfig(32), out), lr=1e-2, rehash_every=10, rebuild_every=30)
     net = SlideNetwork(cfg, seed=seed, threads=threads)
     x, y = learnable(64 * batches, seed=1)
@@ -45,7 +44,7 @@ def test_parallel_hogwild_learns_like_serial():
 def test_checkpoint_round_trip_continues_identically(tmp_path):
     x, y = learnable(64 * 8, seed=3)
     batches = [(x.row_slice(64 * b, 64 * b + 64), y.row_slice(64 * b, 64 * b + 64)) for b in range(8)]
-    out = LayerConfig(40, sparsity=0.25, hash_family="dwta", K=2, L=6, range_pow=6, min_active=5)
+    out = LayerConfig(40, sparsity=0.25, hash_family="dwta", K=2, L=6, range_pow=6)
     cfg = NetworkConfig(n_features=120, layers=(LayerConfig(16), out), lr=1e-2, rehash_every=3, rebuild_every=5)
     net = SlideNetwork(cfg, seed=4, threads=1)
     for b in batches[:4]:

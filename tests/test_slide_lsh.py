@@ -25,7 +25,7 @@ def data(n_out, rows=32, seed=0):
 def test_strategies_train_and_force_labels(family, strategy, packing, insertion):
     n_out = 203
     layer = LayerConfig(n_out, sparsity=0.1, hash_family=family, K=3, L=8, range_pow=6, bucket_capacity=4,
-                        strategy=strategy, threshold=2, min_active=10, packing=packing, insertion=insertion)
+                        strategy=strategy, threshold=2, packing=packing, insertion=insertion)
     cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(24), layer), lr=1e-2, rehash_every=2, rebuild_every=3)
     net = SlideNetwork(cfg, seed=1, threads=1)
     x, y = data(n_out)
@@ -37,11 +37,12 @@ def test_strategies_train_and_force_labels(family, strategy, packing, insertion)
     for s in range(x.n_rows):
         act = lw.ids[s, :lw.cnt[s]]
         assert len(np.unique(act)) == len(act) <= cap
-        assert lw.cnt[s] >= min(10, n_out)  # min_active padding
-        assert set(y.indices[y.indptr[s]:y.indptr[s + 1]]) <= set(act)  # labels always forced in
-        if strategy == "topk":
-            n_lab = y.indptr[s + 1] - y.indptr[s]
-            assert lw.cnt[s] <= max(10, n_lab + layer.effective_budget)
+        labels = set(y.indices[y.indptr[s]:y.indptr[s + 1]])
+        assert labels <= set(act)  # labels always forced in
+        # labels first, then at most chosen_limit chosen by the strategy, then padding up to
+        # exactly the budget
+        assert lw.n_forced[s] == len(labels) and lw.n_exact[s] - len(labels) <= layer.chosen_limit
+        assert lw.cnt[s] == min(n_out, len(labels) + layer.budget)
     st = net.stats()
     assert 0 < st["active_out_mean"] <= cap
     if strategy != "oracle":
@@ -54,7 +55,8 @@ def test_strategies_train_and_force_labels(family, strategy, packing, insertion)
 def test_bucket_overflow_and_empty_label_buckets():
     """Tiny buckets (capacity 1, 2 bits): most neurons fall out of the tables, labels still forced."""
     n_out = 101
-    layer = LayerConfig(n_out, sparsity=0.05, hash_family="simhash", K=2, L=3, range_pow=2, bucket_capacity=1)
+    layer = LayerConfig(n_out, sparsity=0.05, hash_family="simhash", K=2, L=3, range_pow=2, bucket_capacity=1,
+                        strategy="vanilla", retrieval_cap=None, padding=False)
     cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(16), layer), lr=1e-2)
     net = SlideNetwork(cfg, seed=2, threads=1)
     t = net.tables[1]
@@ -74,7 +76,8 @@ def test_lsh_recall_of_top_inner_products_beats_random():
     rng = np.random.default_rng(0)
     n_out, hid = 3000, 32
     for family, K, L in (("simhash", 6, 16), ("dwta", 3, 24)):
-        layer = LayerConfig(n_out, sparsity=0.05, hash_family=family, K=K, L=L, range_pow=12, bucket_capacity=64)
+        layer = LayerConfig(n_out, sparsity=0.05, hash_family=family, K=K, L=L, range_pow=12, bucket_capacity=64,
+                            strategy="vanilla", retrieval_cap=None)
         cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(hid), layer))
         W0 = np.abs(rng.normal(0, 1, (N_FEAT, hid))).astype(np.float32)
         W1 = rng.normal(0, 1, (hid, n_out)).astype(np.float32)
@@ -91,7 +94,8 @@ def test_lsh_recall_of_top_inner_products_beats_random():
                H.reshape(-1), True)
         ws.layers[0].start[:rows] = np.arange(rows) * hid
         ws.layers[0].cnt[:rows] = hid
-        net._select(net.kernels, 1, ws, inp, rows, False, np.zeros(rows + 1, np.int64), np.zeros(0, np.int32), 0, False)
+        net._select(net.kernels, 1, ws, inp, rows, False, np.zeros(rows + 1, np.int64), np.zeros(0, np.int32), 0, False,
+                    sample=False)
         lw = ws.layers[1]
         scores = H @ W1
         recall, rand = [], []

@@ -126,11 +126,26 @@ def test_dense_steps_equal_reference_adam(optimizer):
             np.testing.assert_allclose(bk, b, atol=2e-6)
 
 
-def test_sparse_output_gradients_match_reference_on_its_active_sets():
-    """Random-strategy output layer: the kernel's gradient equals the reference's restricted
-    to the active sets the kernel chose (labels included)."""
-    cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), LayerConfig(N_OUT, sparsity=0.3, strategy="random")),
-                        lr=1e-2)
+def log_q_offsets(net, rows: int) -> np.ndarray:
+    """(rows, n_out) logit offsets the log-Q correction gave the last batch's sampled neurons:
+    log(pool / sampled) on active positions n_exact.., 0 elsewhere (and without correction)."""
+    cfg = net.config.layers[-1]
+    lw = net._ws.layers[-1]
+    offsets = np.zeros((rows, cfg.width))
+    for s in range(rows):
+        pool, sampled = cfg.width - lw.n_exact[s], lw.cnt[s] - lw.n_exact[s]
+        if cfg.log_q_correction and sampled:
+            offsets[s, lw.ids[s, lw.n_exact[s]:lw.cnt[s]]] = np.log(pool / sampled)
+    return offsets
+
+
+@pytest.mark.parametrize("log_q", [False, True])
+def test_sparse_output_gradients_match_reference_on_its_active_sets(log_q):
+    """Random-strategy output layer: the kernel's loss and gradient equal the reference's
+    restricted to the active sets the kernel chose (labels included); with log_q_correction
+    the sampled neurons' logits carry + log(pool / sampled) in the reference too."""
+    out = LayerConfig(N_OUT, sparsity=0.3, strategy="random", log_q_correction=log_q)
+    cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), out), lr=1e-2)
     net = SlideNetwork(cfg, initial_weights=weights(), seed=0, threads=1)
     x, y = batch()
     loss = net._forward_backward(x, y)
@@ -141,9 +156,12 @@ def test_sparse_output_gradients_match_reference_on_its_active_sets():
         labels = y.indices[y.indptr[s]:y.indptr[s + 1]]
         assert set(labels) <= set(actives[1][s]), "labels must be forced into the active set"
         assert len(set(actives[1][s])) == len(actives[1][s])
-        assert len(actives[1][s]) >= min(N_OUT, len(labels) + cfg.layers[1].effective_budget) or s == 2
+        assert len(actives[1][s]) == min(N_OUT, len(set(labels)) + out.budget)
+        assert lw.n_exact[s] == len(set(labels))  # the random control chooses nothing: all sampled
+    offsets = log_q_offsets(net, rows)
+    assert log_q == bool(offsets.any())
     X, Y = x.to_dense().astype(np.float64), y.to_dense().astype(np.float64)
-    ref_loss, grads = ref.backward(f64(weights()), X, Y, actives)
+    ref_loss, grads = ref.backward(f64(weights()), X, Y, actives, offsets)
     assert loss == pytest.approx(ref_loss, rel=1e-5)
     assert net.grouped  # output gradient assembled by the grouped Adam, not accumulated
     gW, gb = net._deferred_output_grad()
@@ -167,9 +185,10 @@ def test_sparse_output_grouped_adam_steps_equal_reference(optimizer):
         lw = net._ws.layers[1]
         actives = [None, [lw.ids[s, :lw.cnt[s]].copy() for s in range(x.n_rows)]]
         has = net._ws.has_grad[:x.n_rows].astype(bool).copy()
+        offsets = log_q_offsets(net, x.n_rows)
         net._update()
         X, Y = x.to_dense().astype(np.float64), y.to_dense().astype(np.float64)
-        _, grads = ref.backward(layers, X, Y, actives)
+        _, grads = ref.backward(layers, X, Y, actives, offsets)
         rows0, b0, _ = _touched(X, Y, grads)
         rows1 = np.unique(np.concatenate([actives[1][s] for s in range(x.n_rows) if has[s]]))
         new = []
@@ -223,8 +242,8 @@ def test_adam_kernels_match_reference():
 
 def test_serial_runs_are_bit_identical():
     def run():
-        cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), LayerConfig(N_OUT, sparsity=0.4, strategy="random",
-                                                                                     min_active=6)), lr=1e-2)
+        cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), LayerConfig(N_OUT, sparsity=0.4, strategy="random")),
+                            lr=1e-2)
         net = SlideNetwork(cfg, initial_weights=weights(), seed=5, threads=1)
         losses = [net.train_batch(*batch(seed=t)) for t in range(4)]
         return losses, net.weights()

@@ -65,3 +65,9 @@ class Model(Protocol):
 
     def close(self) -> None:
         """Release threads, sessions, files."""
+
+    # Optional, looked up with getattr by the harness:
+    #   eval_diagnostics(x, y) -> dict[str, float]: metrics computed on the evaluation subset at
+    #       every evaluation, outside the training clock (SLIDE: retrieval quality);
+    #   resolved_params() -> dict: settings resolved at construction (SLIDE: K, L, budget for
+    #       "auto"), logged once as run params.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from dataclasses import fields
 
 import numba
 import numpy as np
@@ -22,32 +23,63 @@ from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 log = logging.getLogger(__name__)
 
 
+_LAYER = {f.name: f.default for f in fields(LayerConfig)}
+_NET = {f.name: f.default for f in fields(NetworkConfig)}
+
+
 class SlideModel:
-    def __init__(self, ctx: ModelContext, *, sparsity: float = 0.005, hash_family: str = "dwta", K: int = 6,
-                 L: int = 50, range_pow: int = 18, bin_size: int = 8, simhash_density: float = 1.0 / 3.0,
-                 bucket_capacity: int = 128, insertion: str = "reservoir", packing: str = "exact",
-                 strategy: str = "vanilla", budget: int | None = None, threshold: int = 2, min_active: int = 1000,
-                 optimizer: str = "lazy", schedule: str = "fixed", rehash_every: int = 50,
-                 rebuild_every: int = 1000, schedule_n0: int = 50, schedule_lambda: float = 0.1,
-                 inference: str = "dense", parallel: bool | None = None, warmup_both: bool = True):
+    def __init__(self, ctx: ModelContext, *, sparsity: float | str = "auto", active_budget: int | None = None,
+                 hash_family: str = _LAYER["hash_family"], K: int | str = _LAYER["K"], L: int = _LAYER["L"],
+                 range_pow: int = _LAYER["range_pow"], bin_size: int = _LAYER["bin_size"],
+                 simhash_density: float = _LAYER["simhash_density"], bucket_capacity: int = _LAYER["bucket_capacity"],
+                 insertion: str = _LAYER["insertion"], packing: str = _LAYER["packing"],
+                 strategy: str = _LAYER["strategy"], retrieval_cap: float | None = _LAYER["retrieval_cap"],
+                 retrieval_pool: float = _LAYER["retrieval_pool"], padding: bool = _LAYER["padding"],
+                 log_q_correction: bool = _LAYER["log_q_correction"], threshold: int = _LAYER["threshold"],
+                 optimizer: str = _NET["optimizer"], schedule: str = _NET["schedule"],
+                 rehash_every: int = _NET["rehash_every"], rebuild_every: int = _NET["rebuild_every"],
+                 schedule_n0: int = _NET["schedule_n0"], schedule_lambda: float = _NET["schedule_lambda"],
+                 drift_check_every: int = _NET["drift_check_every"], drift_probe: int = _NET["drift_probe"],
+                 drift_threshold: float = _NET["drift_threshold"], inference: str = _NET["inference"],
+                 parallel: bool | None = None, warmup_both: bool = False, bias_init_std: float | None = None,
+                 retrieval_rows: int = 256, min_lift: float = 2.0):
         self.ctx = ctx
+        if active_budget is not None:  # an absolute budget (the reference code pads to 1000 whatever the width)
+            sparsity = min(1.0, int(active_budget) / ctx.n_labels)
         output = LayerConfig(
-            width=ctx.n_labels, sparsity=float(sparsity), hash_family=hash_family, K=int(K), L=int(L),
-            range_pow=int(range_pow), bin_size=int(bin_size), simhash_density=float(simhash_density),
-            bucket_capacity=int(bucket_capacity), insertion=insertion, packing=packing, strategy=strategy,
-            budget=None if budget is None else int(budget), threshold=int(threshold),
-            min_active=min(int(min_active), ctx.n_labels))
+            width=ctx.n_labels, sparsity=sparsity if sparsity == "auto" else float(sparsity), hash_family=hash_family,
+            K=K if K == "auto" else int(K), L=int(L), range_pow=int(range_pow), bin_size=int(bin_size),
+            simhash_density=float(simhash_density), bucket_capacity=int(bucket_capacity), insertion=insertion,
+            packing=packing, strategy=strategy, retrieval_cap=None if retrieval_cap is None else float(retrieval_cap),
+            retrieval_pool=float(retrieval_pool), padding=bool(padding), log_q_correction=bool(log_q_correction),
+            threshold=int(threshold))
         self.config = NetworkConfig(
             n_features=ctx.n_features, layers=(*(LayerConfig(int(h)) for h in ctx.hidden), output),
             lr=ctx.lr, beta1=ctx.beta1, beta2=ctx.beta2, eps=ctx.eps, optimizer=optimizer, schedule=schedule,
             rehash_every=int(rehash_every), rebuild_every=int(rebuild_every), schedule_n0=int(schedule_n0),
-            schedule_lambda=float(schedule_lambda), inference=inference, seed=ctx.seed)
+            schedule_lambda=float(schedule_lambda), drift_check_every=int(drift_check_every),
+            drift_probe=int(drift_probe), drift_threshold=float(drift_threshold), inference=inference,
+            seed=ctx.seed)
         # parallel (HOGWILD) kernels whenever more than one thread is allowed, unless told
         self.threads = int(ctx.threads) if (parallel is None or parallel) else 1
         self.warmup_both = bool(warmup_both)
+        self.retrieval_rows = int(retrieval_rows)
+        self.min_lift = float(min_lift)
+        self._warned_lift = False
         numba.set_num_threads(max(1, min(int(ctx.threads), numba.config.NUMBA_NUM_THREADS)))
-        self.net = SlideNetwork(self.config, initial_weights=initial_weights(ctx), seed=ctx.seed,
-                                threads=self.threads)
+        weights = initial_weights(ctx)
+        if bias_init_std is not None:  # slide_reference: the C++ code draws biases from N(0, 0.01) too
+            rng = np.random.default_rng([ctx.seed, 0xB1A5])
+            weights = [(W, (rng.standard_normal(b.shape, dtype=np.float32) * np.float32(bias_init_std)))
+                       for W, b in weights]
+        self.net = SlideNetwork(self.config, initial_weights=weights, seed=ctx.seed, threads=self.threads)
+
+    def resolved_params(self) -> dict[str, float | int]:
+        """What "auto" became for this layer width, logged as run params."""
+        out = self.config.layers[-1]
+        return {"slide.sparsity": out.sparsity, "slide.budget": out.budget, "slide.retrieval_limit": out.chosen_limit,
+                "slide.K": out.K, "slide.L": out.L,
+                "slide.expected_retrieved_at_init": round(out.expected_retrieved, 1)}
 
     # -- the Model protocol -----------------------------------------------------------------
     def warmup(self, x: CSR, y: CSR) -> None:
@@ -58,9 +90,7 @@ class SlideModel:
         c = self.config
         small_out = c.layers[-1]
         width = max(64, min(small_out.width, 512))
-        tiny_out = LayerConfig(**{**small_out.__dict__, "width": width, "min_active": min(small_out.min_active, width),
-                                  "range_pow": min(small_out.range_pow, 10),
-                                  "budget": None if small_out.budget is None else min(small_out.budget, width)})
+        tiny_out = LayerConfig(**{**small_out.__dict__, "width": width, "range_pow": min(small_out.range_pow, 10)})
         tiny = NetworkConfig(**{**c.__dict__, "n_features": c.n_features,
                                 "layers": (*(LayerConfig(8) for _ in c.layers[:-1]), tiny_out)})
         rows = min(8, x.n_rows)
@@ -83,6 +113,30 @@ class SlideModel:
     def diagnostics(self) -> dict[str, float]:
         return {f"slide/{k}": float(v) for k, v in self.net.stats().items()}
 
+    def eval_diagnostics(self, x: CSR, y: CSR) -> dict[str, float]:
+        """Retrieval quality on the first `retrieval_rows` evaluation rows (outside the training
+        clock): recall of the exact top-10/100 logits, lift over random, softmax mass. Warns once
+        when, after the tables were first rebuilt from trained weights, they select no better
+        than random."""
+        rows = min(self.retrieval_rows, x.n_rows)
+        if rows == 0 or self.config.layers[-1].dense:
+            return {}
+        found = self.net.retrieval_quality(x.row_slice(0, rows), y.row_slice(0, rows))
+        renamed = {"retrieved_mean": "eval_retrieved_mean", "label_recall": "eval_label_recall"}
+        out = {f"slide/{renamed.get(k, k)}": float(v) for k, v in found.items()}
+        lift = found.get("lift_at_100")
+        if (lift is not None and lift < self.min_lift and self.net.rehash_total > 0 and not self._warned_lift
+                and self.config.layers[-1].uses_tables):
+            self._warned_lift = True
+            c = self.config.layers[-1]
+            log.warning("SLIDE's hash tables select no better than random: lift@100 = %.2f < %.1f after %d "
+                        "rehashes (hash_family=%s K=%d L=%d strategy=%s, %.0f retrieved per row). Try "
+                        "hash_family=simhash, a smaller K (more neurons per bucket) or a larger "
+                        "retrieval_pool, more tables (L), or a schedule that rehashes sooner.",
+                        lift, self.min_lift, self.net.rehash_total, c.hash_family, c.K, c.L, c.strategy,
+                        found["retrieved_mean"])
+        return out
+
     def describe(self) -> dict[str, str]:
         out = self.config.layers[-1]
         return {
@@ -91,6 +145,8 @@ class SlideModel:
             "slide.hash_family": out.hash_family,
             "slide.strategy": out.strategy,
             "slide.packing": out.packing,
+            "slide.schedule": self.config.schedule,
+            "slide.log_q_correction": str(out.log_q_correction).lower(),
             "slide.kernels": "parallel_hogwild" if self.threads > 1 else "serial",
             "slide.inference": self.config.inference,
             "backend": f"numba {numba.__version__} ({numba.threading_layer() if self._threading_known() else 'n/a'})",
