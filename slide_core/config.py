@@ -22,7 +22,8 @@ neurons besides the forced true labels (training, output layer), in two parts:
              topk       the neurons seen in the most buckets
              oracle     the largest exact inner products (control: no tables)
              random     nothing chosen: the whole budget is sampled (sampled-softmax control)
-  sampled  `padding`: uniformly random other neurons until the set holds B (+ labels).
+  sampled  `padding`: uniformly random other neurons until the set holds B (+ labels); at
+           least `min_padding` of B are sampled when the chosen part is capped.
 
 With `log_q_correction` the sampled neurons' logits get + log(pool / sampled) (pool = the
 neurons not chosen), the sampled-softmax correction: the softmax over the active set then
@@ -46,15 +47,19 @@ OPTIMIZERS = ("lazy", "dense")
 SCHEDULES = ("fixed", "exponential", "adaptive")
 
 
-# sparsity "auto": an active budget of AUTO_BUDGET_SCALE * sqrt(width) neurons, sub-linear in
-# the layer's width (448 of 50k labels, 1,637 of 670k, 63 of 983, 26 of 159); measured on the
-# default synthetic data (50k labels, 2 epochs): P@1 at budget 450 matched budget 1,000.
+# sparsity "auto": an active budget of max(AUTO_BUDGET_FLOOR, AUTO_BUDGET_SCALE * sqrt(width))
+# neurons, sub-linear in the layer's width (448 of 50k labels, 1,638 of 670k, 128 of 983 or 159).
+# Measured (docs/retrieval.md): on the default synthetic data (50k labels, 2 epochs) P@1 at
+# budget 450 matched 1,000; on Bibtex (159 labels) and Delicious (983), 3 seeds each, a budget
+# of 2 sqrt(width) (26, 63) stayed 0.8 and 1.0 points of P@1 below dense training, 128 (half
+# retrieved, half sampled) came within +0.1 and -0.3.
 AUTO_BUDGET_SCALE = 2.0
+AUTO_BUDGET_FLOOR = 128
 
 
 def auto_sparsity(width: int) -> float:
     """The fraction of `width` that sparsity "auto" means (1.0: too small to be sparse)."""
-    return min(1.0, math.ceil(AUTO_BUDGET_SCALE * math.sqrt(width)) / width)
+    return min(1.0, max(AUTO_BUDGET_FLOOR, math.ceil(AUTO_BUDGET_SCALE * math.sqrt(width))) / width)
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -67,7 +72,7 @@ class LayerConfig:
     """One layer: `width` neurons; hashing options only matter when sparsity < 1."""
 
     width: int
-    sparsity: float | str = 1.0  # 1: dense layer; "auto": budget ceil(AUTO_BUDGET_SCALE * sqrt(width))
+    sparsity: float | str = 1.0  # 1: dense layer; "auto": see auto_sparsity
     hash_family: str = "simhash"
     K: int | str = "auto"  # "auto": slide_core.sizing.auto_K for the retrieval pool below
     L: int = 50
@@ -80,7 +85,9 @@ class LayerConfig:
     strategy: str = "topk"
     retrieval_cap: float | None = 0.75  # the strategy fills at most this share of the budget; None: no cap
     retrieval_pool: float = 8.0  # K auto: random-weight tables retrieve this many times the cap
+    fan_in: int | None = None  # the layer's input width, for sizing (SimHash's collision rate depends on it)
     padding: bool = True  # fill the active set up to the budget with uniformly random neurons
+    min_padding: int = 64  # with padding and a retrieval cap, at least this many of the budget are sampled
     log_q_correction: bool = True  # sampled-softmax correction of the sampled neurons' logits
     threshold: int = 2  # hard-threshold strategy: seen in >= threshold of L tables
 
@@ -105,6 +112,7 @@ class LayerConfig:
                f"retrieval_cap must be None or >= 0, got {self.retrieval_cap}")
         _check(1 <= self.threshold <= self.L, f"threshold must be in [1, L={self.L}], got {self.threshold}")
         _check(self.retrieval_pool > 0, f"retrieval_pool must be > 0, got {self.retrieval_pool}")
+        _check(self.min_padding >= 0, f"min_padding must be >= 0, got {self.min_padding}")
         if self.K == "auto":
             object.__setattr__(self, "K", self._auto_K())
         _check(self.K >= 1, f"K must be >= 1, got {self.K}")
@@ -117,13 +125,15 @@ class LayerConfig:
         best of the pool by collision count."""
         target = min(self.retrieval_pool * max(self.chosen_limit, 1), 0.5 * self.L * self.bucket_capacity)
         return auto_K(self.width, self.hash_family, target, self.L, bin_size=self.bin_size,
-                      range_pow=self.range_pow, packing=self.packing, capacity=self.bucket_capacity)
+                      range_pow=self.range_pow, packing=self.packing, capacity=self.bucket_capacity,
+                      dim=self.fan_in)
 
     @property
     def expected_retrieved(self) -> float:
         """Neurons the L probed buckets hold at random weights (slide_core.sizing)."""
         return expected_retrieved(self.width, self.hash_family, self.K, self.L, bin_size=self.bin_size,
-                                  range_pow=self.range_pow, packing=self.packing, capacity=self.bucket_capacity)
+                                  range_pow=self.range_pow, packing=self.packing, capacity=self.bucket_capacity,
+                                  dim=self.fan_in)
 
     @property
     def dense(self) -> bool:
@@ -145,7 +155,12 @@ class LayerConfig:
             return 0
         if self.retrieval_cap is None:
             return self.width if self.strategy == "oracle" else min(self.width, self.L * self.bucket_capacity)
-        return min(self.width, math.ceil(self.retrieval_cap * self.budget - 1e-9))
+        limit = math.ceil(self.retrieval_cap * self.budget - 1e-9)
+        if self.padding:
+            # the sampled softmax estimates the tail from the padding: keep enough samples
+            # (Delicious, budget 128: 32 sampled -> 0.7 points of P@1 below dense, 64 -> 0.3)
+            limit = min(limit, max(0, self.budget - self.min_padding))
+        return min(self.width, limit)
 
     @property
     def sampled_target(self) -> int:
@@ -188,6 +203,8 @@ class NetworkConfig:
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, LayerConfig):
                 raise TypeError(f"layers[{i}] must be a LayerConfig, got {type(layer).__name__}")
+            fan_in = self.n_features if i == 0 else self.layers[i - 1].width
+            _check(layer.fan_in in (None, fan_in), f"layers[{i}].fan_in is {layer.fan_in}, but its input has {fan_in}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
         _check(self.eps > 0, f"eps must be > 0, got {self.eps}")

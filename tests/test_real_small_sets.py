@@ -1,5 +1,6 @@
-"""On the small real sets (Bibtex, Delicious in ../shared/datasets), SLIDE reaches the P@1 of
-a dense softmax of the same shape and epochs within 2 points, and tf_cpu matches numpy_dense
+"""On the small real sets (Bibtex, Delicious in ../shared/datasets), SLIDE with its default
+settings (K, L and the active budget sized automatically for the layer) reaches the P@1 of a
+dense softmax of the same shape and epochs within 1 point, and tf_cpu matches numpy_dense
 (the same maths). Skipped with the reason where the sets are absent; SLIDE_SHARED_DATASETS
 points the test at another folder of the same layout."""
 from __future__ import annotations
@@ -16,35 +17,40 @@ pytestmark = pytest.mark.slow
 
 SHARED = Path(os.environ.get("SLIDE_SHARED_DATASETS", SHARED_DATASETS))
 
-# (folder, epochs, SLIDE options). Hash settings scaled to a few hundred labels: K codes of 3
-# bits give 2^(3K) buckets, so K=2 (64 buckets) for Bibtex's 159 labels and K=3 (512) for
-# Delicious's 983 keep a few neurons per bucket, as K=6 does for Amazon-670K; no random
-# padding (min_active=0), so the active set is what the tables retrieve plus the true labels.
+# (folder, epochs). No per-set SLIDE options: the defaults must size themselves (budget 128 of
+# 159 / 983 labels, half retrieved by the tables, half sampled; K=1 / K=6 SimHash codes).
 CASES = {
-    "bibtex": ("Bibtex", 20, ["model.params.K=2", "model.params.L=20", "model.params.min_active=0"]),
-    "delicious": ("Delicious", 10, ["model.params.K=3", "model.params.L=20", "model.params.min_active=0"]),
+    "bibtex": ("Bibtex", 20),
+    "delicious": ("Delicious", 10),
 }
 
 
-def final_p_at_1(uri: str) -> dict[str, float]:
+SEEDS = (0, 1)  # SLIDE runs HOGWILD on 2 threads (not bit-reproducible): compare means over seeds
+
+
+def final_p_at_1(uri: str) -> dict[tuple[str, int], float]:
+    """final/p_at_1 of every run, keyed by (model, seed)."""
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("slide-bench")
-    return {r.data.tags["model"]: r.data.metrics["final/p_at_1"] for r in client.search_runs([exp.experiment_id])}
+    return {(r.data.tags["model"], int(r.data.params["seed"])): r.data.metrics["final/p_at_1"]
+            for r in client.search_runs([exp.experiment_id])}
 
 
 @pytest.mark.parametrize("dataset", sorted(CASES))
 def test_slide_and_tf_reach_the_dense_p_at_1(dataset, tmp_path):
-    folder, epochs, slide_options = CASES[dataset]
+    folder, epochs = CASES[dataset]
     if not (SHARED / folder).is_dir():
         pytest.skip(f"{SHARED / folder} is absent: the small real sets are optional on this machine "
                     "(set SLIDE_SHARED_DATASETS to point elsewhere)")
     common = [f"dataset={dataset}", f"paths.shared_datasets={SHARED}", f"train.epochs={epochs}",
-              "train.eval_every=1000"]
-    for args in (["-m", "model=slide", *slide_options], ["-m", "model=numpy_dense,tf_cpu"]):
+              "train.eval_every=1000", "seed=" + ",".join(map(str, SEEDS))]
+    for args in (["-m", "model=slide"], ["-m", "model=numpy_dense,tf_cpu"]):
         result = run_cli([*args, *common], tmp_path, timeout=1800)
         assert result.returncode == 0, result.stderr[-3000:]
     p_at_1 = final_p_at_1(f"sqlite:///{tmp_path}/mlflow.db")
     print(f"{dataset}: final P@1 {p_at_1}")
-    assert p_at_1["numpy_dense"] > 0.2  # it learned: far above the label prior
-    assert abs(p_at_1["tf_cpu"] - p_at_1["numpy_dense"]) <= 0.01
-    assert p_at_1["slide"] >= p_at_1["numpy_dense"] - 0.02
+    mean = {m: sum(p_at_1[m, s] for s in SEEDS) / len(SEEDS) for m in ("slide", "numpy_dense", "tf_cpu")}
+    assert mean["numpy_dense"] > 0.2  # it learned: far above the label prior
+    for s in SEEDS:
+        assert abs(p_at_1["tf_cpu", s] - p_at_1["numpy_dense", s]) <= 0.01
+    assert mean["slide"] >= mean["numpy_dense"] - 0.01, mean

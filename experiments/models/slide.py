@@ -35,6 +35,7 @@ class SlideModel:
                  insertion: str = _LAYER["insertion"], packing: str = _LAYER["packing"],
                  strategy: str = _LAYER["strategy"], retrieval_cap: float | None = _LAYER["retrieval_cap"],
                  retrieval_pool: float = _LAYER["retrieval_pool"], padding: bool = _LAYER["padding"],
+                 min_padding: int = _LAYER["min_padding"],
                  log_q_correction: bool = _LAYER["log_q_correction"], threshold: int = _LAYER["threshold"],
                  optimizer: str = _NET["optimizer"], schedule: str = _NET["schedule"],
                  rehash_every: int = _NET["rehash_every"], rebuild_every: int = _NET["rebuild_every"],
@@ -47,11 +48,13 @@ class SlideModel:
         if active_budget is not None:  # an absolute budget (the reference code pads to 1000 whatever the width)
             sparsity = min(1.0, int(active_budget) / ctx.n_labels)
         output = LayerConfig(
-            width=ctx.n_labels, sparsity=sparsity if sparsity == "auto" else float(sparsity), hash_family=hash_family,
+            width=ctx.n_labels, fan_in=ctx.layer_sizes[-2], sparsity=sparsity if sparsity == "auto" else float(sparsity),
+            hash_family=hash_family,
             K=K if K == "auto" else int(K), L=int(L), range_pow=int(range_pow), bin_size=int(bin_size),
             simhash_density=float(simhash_density), bucket_capacity=int(bucket_capacity), insertion=insertion,
             packing=packing, strategy=strategy, retrieval_cap=None if retrieval_cap is None else float(retrieval_cap),
-            retrieval_pool=float(retrieval_pool), padding=bool(padding), log_q_correction=bool(log_q_correction),
+            retrieval_pool=float(retrieval_pool), padding=bool(padding), min_padding=int(min_padding),
+            log_q_correction=bool(log_q_correction),
             threshold=int(threshold))
         self.config = NetworkConfig(
             n_features=ctx.n_features, layers=(*(LayerConfig(int(h)) for h in ctx.hidden), output),
@@ -90,7 +93,8 @@ class SlideModel:
         c = self.config
         small_out = c.layers[-1]
         width = max(64, min(small_out.width, 512))
-        tiny_out = LayerConfig(**{**small_out.__dict__, "width": width, "range_pow": min(small_out.range_pow, 10)})
+        tiny_out = LayerConfig(**{**small_out.__dict__, "width": width, "range_pow": min(small_out.range_pow, 10),
+                                  "fan_in": None})
         tiny = NetworkConfig(**{**c.__dict__, "n_features": c.n_features,
                                 "layers": (*(LayerConfig(8) for _ in c.layers[:-1]), tiny_out)})
         rows = min(8, x.n_rows)
