@@ -52,7 +52,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def config(n_labels: int, reference: bool = False) -> NetworkConfig:
+def config(n_labels: int, reference: bool = False, schedule: str | None = None) -> NetworkConfig:
     if reference:  # conf/model/slide_reference.yaml
         out = LayerConfig(n_labels, sparsity=min(1.0, 1000 / n_labels), hash_family="dwta", K=6, L=50, range_pow=18,
                           bin_size=8, bucket_capacity=128, insertion="fifo", packing="reference_ln",
@@ -60,13 +60,15 @@ def config(n_labels: int, reference: bool = False) -> NetworkConfig:
         return NetworkConfig(n_features=N_FEATURES, layers=(LayerConfig(HIDDEN), out), lr=1e-4, optimizer="dense",
                              schedule="fixed", rehash_every=50, rebuild_every=1000)
     out = LayerConfig(n_labels, sparsity="auto", fan_in=HIDDEN)  # every other option: the engine's defaults
-    return NetworkConfig(n_features=N_FEATURES, layers=(LayerConfig(HIDDEN), out), lr=1e-4)
+    extra = {} if schedule is None else {"schedule": schedule}
+    return NetworkConfig(n_features=N_FEATURES, layers=(LayerConfig(HIDDEN), out), lr=1e-4, **extra)
 
 
-def run(n_labels: int, threads: int, batches, label: str, reference: bool = False) -> float:
+def run(n_labels: int, threads: int, batches, label: str, reference: bool = False,
+        schedule: str | None = None) -> float:
     numba.set_num_threads(threads)
     t0 = time.perf_counter()
-    cfg = config(n_labels, reference)
+    cfg = config(n_labels, reference, schedule)
     net = SlideNetwork(cfg, seed=0, threads=threads)
     build = time.perf_counter() - t0
     net.train_batch(*batches[0])  # compile / first touch, not timed
@@ -123,6 +125,8 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--no-small", action="store_true", help="skip the 67k-label run")
     ap.add_argument("--reference", action="store_true", help="the C++ reference code's settings (slide_reference)")
+    ap.add_argument("--schedule", choices=("fixed", "exponential", "adaptive"), default=None,
+                    help="rehash schedule (default: the engine's, adaptive; fixed: every 50 batches)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     batches = random_batches(args.batches, args.batch, N_FEATURES, N_LABELS)
@@ -130,12 +134,12 @@ def main() -> None:
           f"numba threads available: {numba.config.NUMBA_NUM_THREADS}")
     per = {}
     for th in [int(t) for t in args.threads.split(",")]:
-        per[th] = run(N_LABELS, th, batches, "main", args.reference)
+        per[th] = run(N_LABELS, th, batches, "main", args.reference, args.schedule)
     if not args.no_small:
         small = N_LABELS // 10
         sb = [(x, CSR(y.indptr, (y.indices % small).astype(np.int32), y.data, small)) for x, y in batches]
         th = max(per)
-        ms_small = run(small, th, sb, "67k", args.reference)
+        ms_small = run(small, th, sb, "67k", args.reference, args.schedule)
         print(f"sub-linearity: per-sample time 670k / 67k = {per[th] / ms_small:.2f} (dense would be ~10)")
     print(f"peak RSS {peak_rss_mb():,.0f} MB")
 

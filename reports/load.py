@@ -247,3 +247,8 @@ def last_logged(histories: pd.DataFrame, key: str) -> pd.Series:
 def eval_points(histories: pd.DataFrame) -> pd.DataFrame:
     """Only the rows that carry an eval/p_at_1 value (the points of every P@1 curve)."""
     return histories[histories["eval/p_at_1"].notna()]
+
+
+def is_slide(runs: pd.DataFrame) -> pd.Series:
+    """Which runs are SLIDE variants (model names slide, slide_reference, slide_delicious200k ...)."""
+    return runs["model"].astype("str").str.startswith("slide")

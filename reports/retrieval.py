@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from reports.labels import context_text
+from reports.load import is_slide
 from reports.style import (draw_curves, empty_message, figure_with_notes, legend,
                            plain_log_ticks, save)
 
@@ -42,7 +43,7 @@ def retrieval_notes(runs: pd.DataFrame, histories: pd.DataFrame) -> list[str]:
     recall = set(_points(histories, RECALL_100)["run_id"])
     lift = set(_points(histories, LIFT_100)["run_id"])
     lines = []
-    for r in runs[runs["model"] == "slide"].to_dict("records"):
+    for r in runs[is_slide(runs)].to_dict("records"):
         name, status, rid = r["run_name"], r["status"], r["run_id"]
         if status in ("skipped", "failed", "killed"):
             partial = " (partial curve drawn)" if rid in recall else ""

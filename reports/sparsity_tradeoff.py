@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from reports.labels import context_text
-from reports.load import last_logged
+from reports.load import is_slide, last_logged
 from reports.style import (empty_message, figure_with_notes, model_colour, plain_log_ticks,
                            save, strategy_colour, strategy_marker)
 from reports.table import PROBLEM_KEYS, finished
@@ -31,7 +31,6 @@ from reports.table_markdown import _markdown
 
 logger = logging.getLogger(__name__)
 
-SLIDE = "slide"
 STRATEGY, SPARSITY, BUDGET = "model.params.strategy", "model.params.sparsity", "slide.budget"
 ACTIVE = "slide/active_out_mean"
 NO_STRATEGY = "(strategy not logged)"
@@ -57,7 +56,7 @@ def budgets_vary(runs: pd.DataFrame) -> bool:
     """Whether, within one problem, the finished SLIDE runs use at least two budgets
     (slide.budget, else the requested model.params.sparsity): a trade-off needs two x."""
     done = finished(runs)
-    done = done[done["model"] == SLIDE]
+    done = done[is_slide(done)]
     column = next((c for c in (BUDGET, SPARSITY) if c in done.columns), None)
     if column is None or done.empty:
         return False
@@ -70,7 +69,7 @@ def tradeoff_points(runs: pd.DataFrame, histories: pd.DataFrame) -> pd.DataFrame
     active fraction = last slide/active_out_mean / data.n_labels, final lift@100 = last
     slide/lift_at_100 (NaN for the random control); sorted by problem, strategy, x."""
     done = finished(runs)
-    slide = done[done["model"] == SLIDE]
+    slide = done[is_slide(done)]
     active = slide["run_id"].map(last_logged(histories, ACTIVE)).astype("float64")
     n_labels = _column(slide, "data.n_labels").astype("float64")
     points = pd.DataFrame({
@@ -92,7 +91,7 @@ def tradeoff_points(runs: pd.DataFrame, histories: pd.DataFrame) -> pd.DataFrame
 def baseline_levels(runs: pd.DataFrame) -> pd.DataFrame:
     """The other models' final P@1 per problem (median over repeats): the dashed lines."""
     done = finished(runs)
-    others = done[(done["model"] != SLIDE) & done["model"].astype("str").ne("")]
+    others = done[~is_slide(done) & done["model"].astype("str").ne("")]
     if "final/p_at_1" not in others.columns:
         return pd.DataFrame(columns=list(COLUMNS))
     others = others.dropna(subset=["final/p_at_1"])
@@ -121,7 +120,7 @@ def tradeoff_notes(runs: pd.DataFrame, points: pd.DataFrame) -> list[str]:
     active set size, data.n_labels or final P@1."""
     drawn = set(points["run_id"])
     lines = []
-    for r in runs[runs["model"] == SLIDE].to_dict("records"):
+    for r in runs[is_slide(runs)].to_dict("records"):
         if r["status"] != "finished":
             lines.append(f"{r['run_name']}: {r['status']}: {r['reason']}")
         elif r["run_id"] not in drawn:

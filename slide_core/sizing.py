@@ -32,7 +32,6 @@ query more often and the rest less often. How the count moves during training is
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

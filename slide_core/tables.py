@@ -10,7 +10,8 @@ O(L*n_neurons + L*2**range_pow), never L*2**range_pow*capacity as in the referen
 Neurons are inserted in id order 0..n-1 (as the reference inserts its nodes). When more
 than ``capacity`` neurons hash to one bucket:
 - ``fifo``: the bucket keeps the *last* ``capacity`` neurons inserted, stored in insertion
-  (= ascending id) order; the same set the reference's ring buffer ends with.
+  (= ascending id) order; the same set the reference's ring buffer ends with (its default:
+  Config.h FIFO 1).
 - ``reservoir``: the bucket keeps a uniform random ``capacity``-subset (Algorithm R over
   the insertion order). The random draw for the r-th arrival into bucket k of table t is a
   counter-based hash of (seed, t, k, r), so the result is deterministic for a seed and

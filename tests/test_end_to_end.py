@@ -116,3 +116,13 @@ def test_default_preset_runs_every_model_and_writes_figure3(tmp_path):
     figure = tmp_path / "sweep" / "figure3.png"
     assert figure.exists() and (tmp_path / "sweep" / "time_to_accuracy.md").exists()
     assert str(figure) in result.stdout + result.stderr
+    # SLIDE's tables, not the random padding, fill their share of the active set (300 labels:
+    # budget 128, up to 64 retrieved), they select better than random, and the retrieval
+    # report is drawn from the logged quality metrics
+    metrics, params = by_model["slide"].data.metrics, by_model["slide"].data.params
+    assert int(params["slide.budget"]) == 128 and int(params["slide.retrieval_limit"]) == 64
+    assert metrics["slide/retrieved_out_mean"] >= 0.9 * 64
+    assert metrics["slide/labels_out_mean"] + metrics["slide/retrieved_out_mean"] + metrics[
+        "slide/padding_out_mean"] == pytest.approx(metrics["slide/active_out_mean"])
+    assert metrics["slide/lift_at_10"] > 1 and metrics["slide/eval_retrieved_mean"] > 0
+    assert (tmp_path / "sweep" / "retrieval.png").exists()
