@@ -32,6 +32,7 @@ def measured_union(n, family, K, L, packing="exact", capacity=128, range_pow=18,
     (20000, "simhash", 8, 20, "exact", 128),        # uniform keys, buckets below capacity
     (20000, "simhash", 4, 10, "exact", 128),        # buckets over capacity: 10 x 128 at most
     (20000, "dwta", 3, 20, "exact", 128),
+    (50000, "dwta", 2, 10, "exact", 64),            # 64 buckets of ~780 neurons, 64 kept each
     (50000, "dwta", 6, 50, "reference_ln", 128),    # the reference's overlapping packing
     (30000, "dwta", 2, 8, "reference_ln", 64),
 ])
