@@ -317,8 +317,9 @@ class SlideNetwork:
                 prev = ws.layers[i - 1]
                 k.output(p.W, p.b, *inp, prev.delta[:rows].reshape(-1), True,
                          lw.ids[:rows], lw.cnt[:rows], lw.vals[:rows], cfg.dense, lw.n_forced[:rows],
-                         lw.n_exact[:rows], cfg.log_q_correction, y_ptr, y_ids, 1.0 / rows, batch_id, p.gW, p.gb, p.row_stamp, p.bias_stamp,
-                         ws.losses[:rows], ws.has_grad[:rows], self.grouped, ws.n_chunks, lw.stats)
+                         lw.n_exact[:rows], cfg.log_q_correction, y_ptr, y_ids, 1.0 / rows, batch_id,
+                         p.gW, p.gb, p.row_stamp, p.bias_stamp, ws.losses[:rows], ws.has_grad[:rows],
+                         self.grouped, ws.n_chunks, lw.stats)
             t_fb += time.perf_counter() - t0
             inp = self._layer_as_input(ws, i, rows, cfg.dense)
         t0 = time.perf_counter()

@@ -48,8 +48,8 @@ class SlideModel:
         if active_budget is not None:  # an absolute budget (the reference code pads to 1000 whatever the width)
             sparsity = min(1.0, int(active_budget) / ctx.n_labels)
         output = LayerConfig(
-            width=ctx.n_labels, fan_in=ctx.layer_sizes[-2], sparsity=sparsity if sparsity == "auto" else float(sparsity),
-            hash_family=hash_family,
+            width=ctx.n_labels, fan_in=ctx.layer_sizes[-2],
+            sparsity=sparsity if sparsity == "auto" else float(sparsity), hash_family=hash_family,
             K=K if K == "auto" else int(K), L=int(L), range_pow=int(range_pow), bin_size=int(bin_size),
             simhash_density=float(simhash_density), bucket_capacity=int(bucket_capacity), insertion=insertion,
             packing=packing, strategy=strategy, retrieval_cap=None if retrieval_cap is None else float(retrieval_cap),
