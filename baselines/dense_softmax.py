@@ -194,14 +194,16 @@ class DenseSoftmaxNet:
         self.step += 1
         return float(loss)  # reading the value waits for the step (control dependency above)
 
-    def warmup(self, x, y, k: int = 5) -> None:
-        """Trace + compile the train step and prediction on this batch, changing no state."""
+    def warmup(self, x, y, k: int | None = 5) -> None:
+        """Trace + compile the train step on this batch, and TF's own top-k prediction unless k is
+        None (the harness ranks with slide_core's dense_topk and never runs it), changing no state."""
         self.reserve(x, y)
         packed = self.pack(x, y)
         extra = self._extra_inputs(packed, for_warmup=True)
         with self._tf.device(self.device):
             self._train_fn(*self._batch_tensors(packed), *extra, *self._adam_inputs(self.step + 1, True)).numpy()
-        self.predict_topk(x, k)
+        if k is not None:
+            self.predict_topk(x, k)
 
     def loss_and_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
         """Loss and dense gradients (in variable order: w0, b0, w1, b1, ...) without a step."""

@@ -1,12 +1,16 @@
 """The dense network trained with TF's sampled softmax, the paper's other baseline; evaluated
 with the full softmax like every model.
 
-Sampler: log-uniform (Zipfian) over label ids, unique candidates, shared by the batch, exactly
-TF's LogUniformSampler (P(k) = log((k+2)/(k+1)) / log(n+1), draws until n_sampled distinct ids,
-expected counts -expm1(tries * log1p(-P(k)))), but drawn with a numpy Generator owned by the model:
-the stream is seeded by ctx.seed, reproducible, and warm-up can leave it untouched (TF's stateful
-sampler op cannot be rewound). The log-uniform sampler assumes ids sorted by falling frequency,
-as TF's docs say; XMC label ids are not necessarily, which is part of what this baseline is.
+Samplers (unique candidates, shared by the batch, drawn until n_sampled distinct ids; expected
+counts -expm1(tries * log1p(-P(k))) as TF computes them; a numpy Generator owned by the model, so
+the stream is seeded by ctx.seed, reproducible, and warm-up can leave it untouched, which TF's
+stateful sampler ops cannot):
+- `log_uniform`: TF's LogUniformSampler, P(k) = log((k+2)/(k+1)) / log(n+1) over label ids. It
+  assumes ids sorted by falling frequency, as TF's docs say; XMC label ids are not.
+- `log_uniform_by_frequency`: the same Zipfian law over the labels' RANKS by training frequency
+  (the id remapping TF's docs presuppose, done once from the training label counts).
+- `unigram`: TF's FixedUnigramSampler, P(k) proportional to (count_k + 1)^unigram_distortion of
+  the training label counts (+1: a label never seen in training can still be sampled).
 
 Loss: the math of tf.nn.sampled_softmax_loss (its _compute_sampled_logits: logits minus
 log expected count, accidental hits removed, softmax cross-entropy over [true, sampled] with
@@ -38,20 +42,23 @@ class Sample(NamedTuple):
     tries: int  # draws it took (0: every class, no sampling)
 
 
-class LogUniformSampler:
-    """numpy twin of TF's unique LogUniformSampler (tensorflow/core/kernels/range_sampler.cc)."""
+class UniqueSampler:
+    """Distinct candidates drawn with replacement from a fixed distribution over label ids
+    until n_sampled are distinct, as TF's unique samplers do; subclasses give the distribution
+    as `probability(ids)` and `_draw(n)` (n ids, with replacement)."""
 
     def __init__(self, range_max: int, seed: int):
         if range_max < 1:
             raise ValueError(f"range_max must be >= 1, got {range_max}")
         self.range_max = int(range_max)
-        self.log_range = math.log(range_max + 1)
         self.rng = np.random.default_rng([seed, 0x5A3])
         self._seen = np.zeros(range_max, dtype=bool)
 
     def probability(self, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, dtype=np.float64)
-        return np.log((ids + 2.0) / (ids + 1.0)) / self.log_range
+        raise NotImplementedError
+
+    def _draw(self, n: int) -> np.ndarray:
+        raise NotImplementedError
 
     def expected_count(self, ids: np.ndarray, sample: Sample) -> np.ndarray:
         """Expected number of times each id appears in a sample like `sample` (TF's formula)."""
@@ -70,7 +77,7 @@ class LogUniformSampler:
         taken, tries, need = [], 0, n_sampled
         while need > 0:
             chunk = max(2 * need, 1024)
-            draws = (np.exp(self.rng.random(chunk) * self.log_range).astype(np.int64) - 1) % self.range_max
+            draws = self._draw(chunk)
             ids, first = np.unique(draws, return_index=True)
             fresh = ~self._seen[ids]
             ids, first = ids[fresh], first[fresh]
@@ -90,17 +97,79 @@ class LogUniformSampler:
         return sample._replace(expected_counts=self.expected_count(candidates, sample))
 
 
+class LogUniformSampler(UniqueSampler):
+    """numpy twin of TF's unique LogUniformSampler (tensorflow/core/kernels/range_sampler.cc),
+    over label ids, or over ranks (id_of_rank: label ids by falling training frequency)."""
+
+    def __init__(self, range_max: int, seed: int, id_of_rank: np.ndarray | None = None):
+        super().__init__(range_max, seed)
+        self.log_range = math.log(range_max + 1)
+        self.id_of_rank = None if id_of_rank is None else np.asarray(id_of_rank, dtype=np.int64)
+        if self.id_of_rank is not None:
+            if sorted(self.id_of_rank.tolist()) != list(range(range_max)):
+                raise ValueError("id_of_rank must be a permutation of the label ids")
+            self.rank_of_id = np.empty(range_max, dtype=np.int64)
+            self.rank_of_id[self.id_of_rank] = np.arange(range_max)
+
+    def probability(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        k = (ids if self.id_of_rank is None else self.rank_of_id[ids]).astype(np.float64)
+        return np.log((k + 2.0) / (k + 1.0)) / self.log_range
+
+    def _draw(self, n: int) -> np.ndarray:
+        ranks = (np.exp(self.rng.random(n) * self.log_range).astype(np.int64) - 1) % self.range_max
+        return ranks if self.id_of_rank is None else self.id_of_rank[ranks]
+
+
+class UnigramSampler(UniqueSampler):
+    """numpy twin of TF's FixedUnigramSampler: P(k) proportional to (count_k + 1)^distortion."""
+
+    def __init__(self, counts: np.ndarray, seed: int, distortion: float = 1.0):
+        counts = np.asarray(counts, dtype=np.float64)
+        super().__init__(len(counts), seed)
+        weights = (counts + 1.0) ** float(distortion)
+        self.p = weights / weights.sum()
+        self.cdf = np.cumsum(self.p)
+        self.cdf[-1] = 1.0
+
+    def probability(self, ids: np.ndarray) -> np.ndarray:
+        return self.p[np.asarray(ids, dtype=np.int64)]
+
+    def _draw(self, n: int) -> np.ndarray:
+        return np.minimum(np.searchsorted(self.cdf, self.rng.random(n), side="right"), self.range_max - 1)
+
+
+SAMPLERS = ("log_uniform", "log_uniform_by_frequency", "unigram")
+
+
+def make_sampler(kind: str, n_labels: int, seed: int, label_counts: np.ndarray | None = None,
+                 unigram_distortion: float = 1.0) -> UniqueSampler:
+    """The named sampler; the frequency-based ones need the training label counts."""
+    if kind not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {kind!r}")
+    if kind == "log_uniform":
+        return LogUniformSampler(n_labels, seed)
+    if label_counts is None or len(label_counts) != n_labels:
+        raise ValueError(f"sampler {kind!r} needs the training label counts (n_labels={n_labels})")
+    if kind == "log_uniform_by_frequency":
+        # stable: equally frequent labels keep id order, so the ranks are reproducible
+        return LogUniformSampler(n_labels, seed, id_of_rank=np.argsort(-np.asarray(label_counts), kind="stable"))
+    return UnigramSampler(label_counts, seed, unigram_distortion)
+
+
 class SampledSoftmaxNet(DenseSoftmaxNet):
     transpose_output = True
 
     def __init__(self, weights: Sequence[tuple[np.ndarray, np.ndarray]], adam: AdamConfig, batch_size: int,
                  n_sampled: int, seed: int = 0, jit_compile: bool = False, device: str = "/CPU:0",
-                 eval_chunk: int | None = None):
+                 eval_chunk: int | None = None, sampler: UniqueSampler | None = None):
         n_labels = int(weights[-1][0].shape[1])
         if not 1 <= n_sampled:
             raise ValueError(f"n_sampled must be >= 1, got {n_sampled}")
         self.n_sampled = min(int(n_sampled), n_labels)
-        self.sampler = LogUniformSampler(n_labels, seed)
+        self.sampler = LogUniformSampler(n_labels, seed) if sampler is None else sampler
+        if self.sampler.range_max != n_labels:
+            raise ValueError(f"the sampler draws from {self.sampler.range_max} labels, the layer has {n_labels}")
         self.last_tries = 0
         self._position = np.full(n_labels, -1, dtype=np.int32)  # label id -> index in the sample
         super().__init__(weights, adam, batch_size, jit_compile, device, eval_chunk)

@@ -42,7 +42,8 @@ class TrainConfig:
 class ModelConfig:
     name: str = MISSING
     isolate: bool = False  # run the job in a spawned subprocess (TF: threads/devices set before import)
-    env: dict[str, str] = field(default_factory=dict)  # os.environ entries for that subprocess
+    env: dict[str, str] = field(default_factory=dict)  # environment of that subprocess, set before it starts
+    huge_pages: bool = False  # isolated jobs: glibc maps large allocations on transparent huge pages
     device: str = "cpu"
     params: Any = None  # {_target_: ..., typed kwargs of the model class}
 

@@ -9,6 +9,8 @@ segfault), the parent marks it FAILED.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import inspect
 import json
 import logging
@@ -18,6 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,7 +29,8 @@ from experiments.data.batching import eval_subset
 from experiments.evaluation import Evaluator
 from experiments.loop import LoopSettings, train_and_evaluate
 from experiments.models.base import JobSkipped, ModelContext
-from experiments.sysinfo import git_revision, machine_tags
+from experiments.clock import Stopwatch
+from experiments.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode
 from experiments.tracking import Tracker, flatten
 
 log = logging.getLogger(__name__)
@@ -52,22 +56,33 @@ def check_model_params(model_cfg: DictConfig) -> None:
 
 def model_context(cfg: DictConfig, dataset: Dataset) -> ModelContext:
     t = cfg.train
+    labels = dataset.train.labels
+    counts = np.bincount(labels.indices[labels.indptr[0]:labels.indptr[-1]], minlength=dataset.n_labels)
     return ModelContext(n_features=dataset.n_features, n_labels=dataset.n_labels,
                         hidden=tuple(cfg.network.hidden), lr=t.lr, beta1=t.beta1, beta2=t.beta2,
                         eps=t.eps, seed=cfg.seed, threads=t.threads, batch_size=t.batch_size,
-                        init_std=cfg.network.init_std)
+                        init_std=cfg.network.init_std, label_counts=counts)
 
 
 def _train(cfg: DictConfig, tracker: Tracker, label: str) -> None:
+    # this job's own peak memory, also when earlier jobs of a sweep ran in this process
+    gc.collect()
+    tracker.set_tags({"peak_rss_scope": "job" if reset_peak_rss() else "process"})
     dataset = load_dataset(cfg.dataset, Path(cfg.paths.cache_dir))
     tracker.log_params({"data.n_features": dataset.n_features, "data.n_labels": dataset.n_labels,
                         "data.n_train": dataset.train.features.n_rows,
                         "data.n_test": dataset.test.features.n_rows})
     # _partial_: Hydra would turn a dataclass keyword into a config node; the model gets the
     # ModelContext object itself.
-    model = instantiate(cfg.model.params, _partial_=True)(ctx=model_context(cfg, dataset))
+    with Stopwatch() as setup:  # network construction, incl. SLIDE's first hash-table build
+        model = instantiate(cfg.model.params, _partial_=True)(ctx=model_context(cfg, dataset))
+    tracker.log_metrics({"time/setup_s": setup.seconds}, step=0)
     try:
-        tracker.set_tags(model.describe())
+        tags = model.describe()
+        if "threads" in tags and tags["threads"] != str(cfg.train.threads):
+            log.warning("%s runs on %s threads, not the %s requested (train.threads)", label, tags["threads"],
+                        cfg.train.threads)
+        tracker.set_tags(tags)
         resolved = getattr(model, "resolved_params", None)  # optional: what "auto" settings became
         if resolved is not None:
             tracker.log_params(resolved())
@@ -111,22 +126,58 @@ def run_tracked(cfg: DictConfig, tracker: Tracker, label: str) -> str:
     return "finished"
 
 
-def _isolated_main(cfg_container: dict, run_id: str, label: str) -> None:
-    """Entry point of the spawned subprocess: environment first, then everything else."""
-    cfg = OmegaConf.create(cfg_container)
-    os.environ.update({k: str(v) for k, v in cfg.model.env.items()})
+HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"  # glibc: madvise(MADV_HUGEPAGE) on its large mappings
+
+
+def isolated_environment(cfg: DictConfig) -> dict[str, str]:
+    """The environment an isolated job's process must START with: the model's env, thread
+    counts, and (huge_pages, where the kernel's THP mode allows it) glibc's huge-page tunable.
+    glibc reads GLIBC_TUNABLES only at process start, so setting it inside the child is too late:
+    TF frees and re-faults its ~343 MB per-step buffers in 4 KB pages otherwise (~45% of a
+    670k-label step here)."""
+    env = {k: str(v) for k, v in cfg.model.env.items()}
     threads = str(cfg.train.threads)
     for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = threads
+        env[var] = threads
+    if cfg.model.get("huge_pages", False) and thp_mode() in ("always", "madvise"):
+        current = env.get("GLIBC_TUNABLES", os.environ.get("GLIBC_TUNABLES", ""))
+        if HUGE_PAGES_TUNABLE not in current.split(":"):
+            env["GLIBC_TUNABLES"] = ":".join(t for t in (current, HUGE_PAGES_TUNABLE) if t)
+    return env
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """os.environ with `values` set, restored afterwards: a child spawned inside inherits it
+    from its first instruction on."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _isolated_main(cfg_container: dict, run_id: str, label: str) -> None:
+    """Entry point of the spawned subprocess (its environment was set by the parent)."""
+    cfg = OmegaConf.create(cfg_container)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     tracker = Tracker.attach(cfg.tracking.uri, run_id, flush_every_s=cfg.tracking.flush_every_s)
+    # what the process really started with, not what the config asked for
+    started = HUGE_PAGES_TUNABLE in start_environment().get("GLIBC_TUNABLES", "").split(":")
+    tracker.set_tags({"huge_pages": "on" if started else "off", "thp_mode": thp_mode()})
     run_tracked(cfg, tracker, label)
 
 
 def _run_isolated(cfg: DictConfig, cfg_container: dict, tracker: Tracker, label: str) -> str:
     process = multiprocessing.get_context("spawn").Process(
         target=_isolated_main, args=(cfg_container, tracker.run_id, label), name=f"job-{label}")
-    process.start()
+    with _environment(isolated_environment(cfg)):
+        process.start()
     try:
         process.join()
     except KeyboardInterrupt:

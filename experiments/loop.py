@@ -17,7 +17,7 @@ from experiments.data.xmc import XMCSplit
 from experiments.evaluation import Evaluator
 from experiments.models.base import Model
 from experiments.progress import JobProgress
-from experiments.sysinfo import peak_rss_mb
+from experiments.sysinfo import minor_page_faults, peak_rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,14 @@ class LoopSettings:
     final_eval: bool = True
 
 
-class _LossWindow:
-    """Mean training loss since the last log line."""
+class _Window:
+    """Mean of a per-step quantity (loss, page faults) since the last log line."""
 
     def __init__(self):
         self.total, self.count = 0.0, 0
 
-    def add(self, loss: float) -> None:
-        self.total += loss
+    def add(self, value: float) -> None:
+        self.total += value
         self.count += 1
 
     def pop_mean(self) -> float:
@@ -63,7 +63,8 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
     log.info("%s warm-up (compile/trace) took %.2f s", label, warmup.seconds)
 
     clock = TrainClock()
-    losses = _LossWindow()
+    losses = _Window()
+    faults = _Window()  # minor page faults per training step: fresh memory touched in the step
     iteration, samples, epochs_done = 0, 0, 0
     last_eval_step = -1
 
@@ -88,8 +89,10 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
     out_of_time = False
     for epoch in range(settings.epochs):
         for x, y in iterate_batches(train, settings.batch_size, epoch=epoch, seed=settings.seed):
+            faults_before = minor_page_faults()
             with clock:
                 loss = model.train_step(x, y)
+            faults.add(minor_page_faults() - faults_before)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss} at iteration {iteration + 1}")
             iteration += 1
@@ -98,7 +101,8 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
             p_at_1 = None
             if iteration % settings.log_every == 0:
                 tracker.log_metrics({"train/loss": losses.pop_mean(), "time/train_s": clock.seconds,
-                                     "perf/samples_per_s": samples / max(clock.seconds, 1e-12)}, step=iteration)
+                                     "perf/samples_per_s": samples / max(clock.seconds, 1e-12),
+                                     "perf/page_faults_per_step": faults.pop_mean()}, step=iteration)
             if iteration % settings.eval_every == 0:
                 p_at_1 = evaluate()
             progress.update(1, p_at_1=p_at_1, clock_s=clock.seconds, samples=samples)

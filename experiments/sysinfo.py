@@ -45,8 +45,46 @@ def git_revision(root: str | os.PathLike) -> str:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process (ru_maxrss is in KiB on Linux)."""
+    """Peak resident memory of this process since its start or the last reset_peak_rss()
+    (ru_maxrss is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reset_peak_rss() -> bool:
+    """Make peak_rss_mb() start again from the current resident size (Linux: writing 5 to
+    /proc/self/clear_refs resets the high-water mark that ru_maxrss reports), so that a job
+    run in a process that ran other jobs reports its own peak. False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def thp_mode() -> str:
+    """The kernel's transparent-huge-page mode: always | madvise | never | unknown."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "unknown"
+    return text[text.index("[") + 1:text.index("]")] if "[" in text else text.strip() or "unknown"
+
+
+def start_environment() -> dict[str, str]:
+    """The environment this process was started with (/proc/self/environ): what glibc and other
+    start-up readers saw, unlike os.environ, which later code may have changed."""
+    try:
+        raw = Path("/proc/self/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def minor_page_faults() -> int:
+    """Minor page faults of this process so far (first touches of fresh pages, ~3 us each here)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def machine_tags() -> dict[str, str]:

@@ -267,6 +267,45 @@ def test_numpy_sampler_follows_tensorflows_sampler(tfm):
     assert ours[0] > ours[-1]  # Zipfian: small ids are drawn more often
 
 
+def test_unigram_sampler_follows_tensorflows_fixed_unigram_sampler(tfm):
+    """Same law as TF's unique fixed_unigram_candidate_sampler over (count + 1) weights."""
+    import tensorflow as tf
+
+    from baselines.sampled_softmax import make_sampler
+
+    counts = np.array([40, 0, 7, 100, 3, 0, 25, 1, 60, 12] * 3)
+    n_classes, n_sampled, reps = len(counts), 6, 3000
+    sampler = make_sampler("unigram", n_classes, seed=0, label_counts=counts)
+    assert sampler.probability(np.arange(n_classes)).sum() == pytest.approx(1.0)
+    tf.random.set_seed(0)
+    ours, theirs = np.zeros(n_classes), np.zeros(n_classes)
+    for _ in range(reps):
+        s = sampler.sample(n_sampled)
+        assert len(np.unique(s.candidates)) == n_sampled
+        ours[s.candidates] += 1
+        t = tf.random.fixed_unigram_candidate_sampler(tf.zeros([1, 1], tf.int64), 1, n_sampled, True, n_classes,
+                                                      unigrams=(counts + 1.0).tolist())
+        theirs[t.sampled_candidates.numpy()] += 1
+    np.testing.assert_allclose(ours / reps, theirs / reps, atol=0.05)
+    assert ours[3] > ours[1]  # the most frequent label is drawn far more often than an unseen one
+
+
+def test_log_uniform_by_frequency_ranks_labels_by_training_count(tfm):
+    from baselines.sampled_softmax import make_sampler
+
+    counts = np.array([5, 90, 0, 30, 30, 1])
+    sampler = make_sampler("log_uniform_by_frequency", len(counts), seed=0, label_counts=counts)
+    p = sampler.probability(np.arange(len(counts)))
+    # ranks by falling count, ties by id: label 1, then 3, 4, then 0, 5, 2
+    assert list(np.argsort(-p, kind="stable")) == [1, 3, 4, 0, 5, 2] and p.sum() == pytest.approx(1.0)
+    drawn = np.zeros(len(counts))
+    for _ in range(2000):
+        drawn[sampler.sample(2).candidates] += 1
+    assert drawn[1] > drawn[0] > drawn[2]
+    with pytest.raises(ValueError, match="training label counts"):
+        make_sampler("unigram", len(counts), seed=0)
+
+
 # ---- warm-up, devices, memory, prediction --------------------------------------------------
 
 
@@ -354,20 +393,30 @@ def test_describe_tags(tfm):
     assert tags["onednn"] in ("on", "off") and tags["lib.tensorflow"]
 
 
-def test_hydra_configs_instantiate(tfm):
+def test_hydra_configs_instantiate(tfm, monkeypatch):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     from experiments.job import check_model_params
     from tests.conftest import ROOT
 
-    for name in ["tf_cpu", "tf_sampled", "tf_sampled_0p5", "tf_sampled_20"]:
-        cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")
-        assert cfg.name == name and cfg.isolate is True and cfg.env["CUDA_VISIBLE_DEVICES"] == "-1"
+    monkeypatch.setenv("SLIDE_BENCH_ROOT", str(ROOT))
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        models = {name: compose("config", overrides=[f"model={name}"]).model
+                  for name in ["tf_cpu", "tf_sampled", "tf_sampled_0p5", "tf_sampled_20", "tf_gpu"]}
+    GlobalHydra.instance().clear()
+    for name, cfg in models.items():
+        assert cfg.name == name and cfg.isolate is True and cfg.huge_pages is True
+        if name == "tf_gpu":
+            continue
+        assert cfg.env["CUDA_VISIBLE_DEVICES"] == "-1"
         check_model_params(cfg)
         model = instantiate(cfg.params, _partial_=True)(ctx=make_ctx())  # as experiments.job does
         assert model.describe()["device"] == cfg.device
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / "tf_gpu.yaml")
+    assert models["tf_sampled_0p5"].params.sampled_fraction == 0.005
+    cfg = models["tf_gpu"]
     assert cfg.device == "gpu" and "CUDA_VISIBLE_DEVICES" not in cfg.env
     with pytest.raises(JobSkipped):
         instantiate(cfg.params, _partial_=True)(ctx=make_ctx())

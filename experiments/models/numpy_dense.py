@@ -122,7 +122,11 @@ class NumpyDenseModel:
         return {}
 
     def describe(self) -> dict[str, str]:
-        return {"optimizer": "adam_dense", "backend": "numpy+scipy"}
+        from threadpoolctl import threadpool_info
+
+        blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+        return {"optimizer": "adam_dense", "backend": "numpy+scipy",
+                "threads": str(max(blas) if blas else self.ctx.threads)}
 
     def close(self) -> None:
         self._threads.restore_original_limits()

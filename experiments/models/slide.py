@@ -63,13 +63,14 @@ class SlideModel:
             schedule_lambda=float(schedule_lambda), drift_check_every=int(drift_check_every),
             drift_probe=int(drift_probe), drift_threshold=float(drift_threshold), inference=inference,
             seed=ctx.seed)
-        # parallel (HOGWILD) kernels whenever more than one thread is allowed, unless told
-        self.threads = int(ctx.threads) if (parallel is None or parallel) else 1
+        # parallel (HOGWILD) kernels whenever more than one thread is allowed, unless told; never
+        # more threads than Numba's pool has (NUMBA_NUM_THREADS, e.g. 1 under the joblib launcher)
+        numba.set_num_threads(max(1, min(int(ctx.threads), numba.config.NUMBA_NUM_THREADS)))
+        self.threads = numba.get_num_threads() if (parallel is None or parallel) else 1
         self.warmup_both = bool(warmup_both)
         self.retrieval_rows = int(retrieval_rows)
         self.min_lift = float(min_lift)
         self._warned_lift = False
-        numba.set_num_threads(max(1, min(int(ctx.threads), numba.config.NUMBA_NUM_THREADS)))
         weights = initial_weights(ctx)
         if bias_init_std is not None:  # slide_reference: the C++ code draws biases from N(0, 0.01) too
             rng = np.random.default_rng([ctx.seed, 0xB1A5])
@@ -144,6 +145,7 @@ class SlideModel:
     def describe(self) -> dict[str, str]:
         out = self.config.layers[-1]
         return {
+            "threads": str(self.threads),  # what the kernels run on (serial: 1)
             "optimizer": f"adam_{self.config.optimizer}",
             "slide.optimizer_mode": self.config.optimizer,
             "slide.hash_family": out.hash_family,

@@ -61,8 +61,10 @@ class _TFModel:
 
     # --- Model protocol -------------------------------------------------------------------
     def warmup(self, x: CSR, y: CSR) -> None:
-        self.net.warmup(x, y)
-        self.predict_topk(x.row_slice(0, min(8, x.n_rows)), 1)  # trace the hidden fn, load the Numba top-k
+        """Trace what the run uses: the train step, and the hidden-layer function + Numba top-k
+        that evaluation calls (not TF's own top-k, which evaluation never runs)."""
+        self.net.warmup(x, y, k=None)
+        self.predict_topk(x.row_slice(0, min(8, x.n_rows)), 1)
         self._eval_weights = None
         self._sync()
 
@@ -99,6 +101,7 @@ class _TFModel:
         from baselines.devices import onednn_state
 
         tags = {
+            "threads": str(self.intra_op),  # the intra-op pool actually in force
             "device": self.device,
             "tf_device": self.tf_device,
             "lib.tensorflow": tf.__version__,
@@ -141,30 +144,34 @@ class TFSoftmaxModel(_TFModel):
 
 
 class TFSampledSoftmaxModel(_TFModel):
-    """TF's sampled softmax (tf.nn.sampled_softmax_loss's math, per row) with the log-uniform
-    sampler; n_sampled, else a fraction of the labels (the reference script samples 10%)."""
+    """TF's sampled softmax (tf.nn.sampled_softmax_loss's math, per row); n_sampled, else a
+    fraction of the labels (the reference script samples 10%), drawn by `sampler`
+    (baselines.sampled_softmax.SAMPLERS; the frequency-based ones use ctx.label_counts)."""
 
     name = "tf_sampled"
 
     def __init__(self, ctx: ModelContext, n_sampled: int | None = None, sampled_fraction: float = 0.1,
-                 device: str = "cpu", jit_compile: bool = True, inter_op_threads: int | None = None,
-                 eval_chunk: int | None = None, check_memory: bool = True):
+                 sampler: str = "log_uniform_by_frequency", unigram_distortion: float = 1.0, device: str = "cpu",
+                 jit_compile: bool = True, inter_op_threads: int | None = None, eval_chunk: int | None = None,
+                 check_memory: bool = True):
         if n_sampled is None:
             if not 0.0 < sampled_fraction <= 1.0:
                 raise ValueError(f"sampled_fraction must be in (0, 1], got {sampled_fraction}")
             n_sampled = max(1, round(sampled_fraction * ctx.n_labels))
         self.n_sampled = min(int(n_sampled), ctx.n_labels)
         self._setup(ctx, device, inter_op_threads, self.n_sampled, ctx.batch_size, eval_chunk, check_memory)
-        from baselines.sampled_softmax import SampledSoftmaxNet
+        from baselines.sampled_softmax import SampledSoftmaxNet, make_sampler
 
+        self.sampler_kind = sampler
+        draw = make_sampler(sampler, ctx.n_labels, ctx.seed, ctx.label_counts, unigram_distortion)
         self.net = SampledSoftmaxNet(initial_weights(ctx), self._adam(), ctx.batch_size, self.n_sampled,
                                      seed=ctx.seed, jit_compile=jit_compile, device=self.tf_device,
-                                     eval_chunk=self.eval_chunk)
+                                     eval_chunk=self.eval_chunk, sampler=draw)
 
     def describe(self) -> dict[str, str]:
         tags = super().describe()
         tags["n_sampled"] = str(self.n_sampled)
-        tags["sampler"] = "log-uniform, unique, shared by the batch (numpy twin of TF's)"
+        tags["sampler"] = f"{self.sampler_kind}, unique, shared by the batch (numpy twin of TF's)"
         return tags
 
     def diagnostics(self) -> dict[str, float]:
