@@ -72,7 +72,7 @@ N_FEATURES, N_LABELS, BATCH = 40, 37, 8  # 37: not a multiple of 8 on purpose
 
 def make_ctx(**kw) -> ModelContext:
     base = dict(n_features=N_FEATURES, n_labels=N_LABELS, hidden=(16,), lr=1e-2, seed=3, threads=2,
-                batch_size=BATCH, init_std=0.2)
+                batch_size=BATCH, init_std=0.2, label_counts=np.arange(N_LABELS, 0, -1))  # as the job gives
     base.update(kw)
     return ModelContext(**base)
 
@@ -398,9 +398,11 @@ def test_hydra_configs_instantiate(tfm, monkeypatch):
     from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
+    from experiments.config import register_configs
     from experiments.job import check_model_params
     from tests.conftest import ROOT
 
+    register_configs()
     monkeypatch.setenv("SLIDE_BENCH_ROOT", str(ROOT))
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
