@@ -104,10 +104,13 @@ class DenseSoftmaxNet:
 
     # --- graph pieces (traced inside tf.function) ---------------------------------------
     def _hidden(self, feat_rows, feat_ids, feat_vals, n_rows: int):
+        return self._hidden_from(self._tf.gather(self.variables[0], feat_ids), feat_rows, feat_vals, n_rows)
+
+    def _hidden_from(self, w1_rows, feat_rows, feat_vals, n_rows: int):
+        """The hidden layers from w1_rows = the first layer's weight row of every input nonzero."""
         tf = self._tf
-        w1, b1 = self.variables[0], self.variables[1]
-        bag = tf.gather(w1, feat_ids) * feat_vals[:, None]
-        h = tf.nn.relu(tf.math.unsorted_segment_sum(bag, feat_rows, n_rows) + b1)
+        bag = w1_rows * feat_vals[:, None]
+        h = tf.nn.relu(tf.math.unsorted_segment_sum(bag, feat_rows, n_rows) + self.variables[1])
         for i in range(2, len(self.variables) - 2, 2):
             h = tf.nn.relu(tf.matmul(h, self.variables[i]) + self.variables[i + 1])
         return h

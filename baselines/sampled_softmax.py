@@ -33,7 +33,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from baselines.dense_softmax import AdamConfig, DenseSoftmaxNet
-from baselines.packing import PackedBatch
+from baselines.packing import PackedBatch, next_capacity
 
 
 class Sample(NamedTuple):
@@ -162,7 +162,10 @@ class SampledSoftmaxNet(DenseSoftmaxNet):
 
     def __init__(self, weights: Sequence[tuple[np.ndarray, np.ndarray]], adam: AdamConfig, batch_size: int,
                  n_sampled: int, seed: int = 0, jit_compile: bool = False, device: str = "/CPU:0",
-                 eval_chunk: int | None = None, sampler: UniqueSampler | None = None):
+                 eval_chunk: int | None = None, sampler: UniqueSampler | None = None, adam_mode: str = "dense"):
+        if adam_mode not in ADAM_MODES:
+            raise ValueError(f"adam_mode must be one of {ADAM_MODES}, got {adam_mode!r}")
+        self.adam_mode = adam_mode
         n_labels = int(weights[-1][0].shape[1])
         if not 1 <= n_sampled:
             raise ValueError(f"n_sampled must be >= 1, got {n_sampled}")
@@ -172,12 +175,20 @@ class SampledSoftmaxNet(DenseSoftmaxNet):
             raise ValueError(f"the sampler draws from {self.sampler.range_max} labels, the layer has {n_labels}")
         self.last_tries = 0
         self._position = np.full(n_labels, -1, dtype=np.int32)  # label id -> index in the sample
+        n_features = int(weights[0][0].shape[0])
+        self._rows_out = _RowSet(n_labels)  # lazy Adam: the output rows a batch touches
+        self._rows_in = _RowSet(n_features)  # ... and the first layer's (the batch's features)
+        self.cap_rows_in = self.cap_rows_out = 0
         super().__init__(weights, adam, batch_size, jit_compile, device, eval_chunk)
 
     def _extra_spec(self) -> tuple:
         tf = self._tf
-        return (tf.TensorSpec([self.n_sampled], tf.int32), tf.TensorSpec([self.n_sampled], tf.float32),
+        spec = (tf.TensorSpec([self.n_sampled], tf.int32), tf.TensorSpec([self.n_sampled], tf.float32),
                 tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32))
+        if self.adam_mode == "lazy":  # (rows, valid) per layer and each use's position in its rows
+            vec_i, vec_f = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)
+            spec += (vec_i, vec_f, vec_i, vec_i, vec_f, tf.TensorSpec([self.n_sampled], tf.int32), vec_i)
+        return spec
 
     def _extra_inputs(self, packed: PackedBatch, for_warmup: bool) -> tuple:
         """(candidates, log expected count of each, log expected count of each pair's true
@@ -194,24 +205,48 @@ class SampledSoftmaxNet(DenseSoftmaxNet):
         hit = self._position[packed.label_ids]
         self._position[sample.candidates] = -1
         hit[packed.label_weights == 0] = -1  # padding pairs hit nothing
-        return (sample.candidates.astype(np.int32), np.log(sample.expected_counts),
-                np.log(true_counts), hit)
+        extra = (sample.candidates.astype(np.int32), np.log(sample.expected_counts), np.log(true_counts), hit)
+        if self.adam_mode == "lazy":
+            extra += self._lazy_rows(packed, sample.candidates)
+        return extra
+
+    def _lazy_rows(self, packed: PackedBatch, candidates: np.ndarray) -> tuple:
+        """The rows lazy Adam updates: the first layer's rows of the batch's features, the output
+        rows of the sampled classes and the batch's labels; each padded to a capacity that only
+        grows (one XLA shape) with distinct untouched rows whose update is a no-op (valid 0)."""
+        real_x = packed.feat_vals != 0
+        self.cap_rows_in = next_capacity(int(real_x.sum()), self.cap_rows_in)
+        in_rows, in_valid, feat_pos = self._rows_in.build(packed.feat_ids[real_x], packed.feat_ids, self.cap_rows_in)
+        real_y = packed.label_weights > 0
+        self.cap_rows_out = next_capacity(self.n_sampled + int(real_y.sum()), self.cap_rows_out)
+        used = np.concatenate([candidates.astype(np.int32), packed.label_ids[real_y]])
+        out_rows, out_valid, pos = self._rows_out.build(used, np.concatenate([candidates.astype(np.int32),
+                                                                              packed.label_ids]), self.cap_rows_out)
+        cand_pos, lab_pos = pos[:len(candidates)], pos[len(candidates):]
+        return in_rows, in_valid, feat_pos, out_rows, out_valid, cand_pos, lab_pos
 
     def _loss(self, feat_rows, feat_ids, feat_vals, label_rows, label_ids, label_weights, row_mask,
-              n_rows, candidates, log_q_sampled, log_q_true, hit_position):
+              n_rows, candidates, log_q_sampled, log_q_true, hit_position, *lazy_rows):
+        tf = self._tf
+        w, b = self.variables[-2], self.variables[-1]
+        h = self._hidden(feat_rows, feat_ids, feat_vals, self.batch_size)
+        return self._sampled_loss(h, label_rows, label_weights, row_mask, n_rows, tf.gather(w, candidates),
+                                  tf.gather(b, candidates), tf.gather(w, label_ids), tf.gather(b, label_ids),
+                                  log_q_sampled, log_q_true, hit_position)
+
+    def _sampled_loss(self, h, label_rows, label_weights, row_mask, n_rows, w_sampled, b_sampled, w_true, b_true,
+                      log_q_sampled, log_q_true, hit_position):
+        """The loss from the hidden activations and the output rows of the candidates and of
+        each (row, label) pair."""
         tf = self._tf
         n = self.batch_size
-        w, b = self.variables[-2], self.variables[-1]
-        h = self._hidden(feat_rows, feat_ids, feat_vals, n)
-        sampled = (tf.matmul(h, tf.gather(w, candidates), transpose_b=True)
-                   + tf.gather(b, candidates) - log_q_sampled)  # (rows, n_sampled)
+        sampled = tf.matmul(h, w_sampled, transpose_b=True) + b_sampled - log_q_sampled  # (rows, n_sampled)
         # accidental hits: a row's own true label among the candidates leaves the sampled part
         # (TF adds -FLT_MAX to those logits, so do we)
         is_hit = hit_position >= 0
         hit_index = tf.stack([label_rows, tf.maximum(hit_position, 0)], axis=1)
         sampled += tf.scatter_nd(hit_index, tf.where(is_hit, tf.float32.min, 0.0), tf.shape(sampled))
-        true = (tf.reduce_sum(tf.gather(h, label_rows) * tf.gather(w, label_ids), axis=1)
-                + tf.gather(b, label_ids) - log_q_true)  # (pairs,)
+        true = tf.reduce_sum(tf.gather(h, label_rows) * w_true, axis=1) + b_true - log_q_true  # (pairs,)
         real_pair = label_weights > 0
         # per-row logsumexp over [the row's true logits, its sampled logits], stabilised by the max
         true_for_max = tf.where(real_pair, true, tf.float32.min)
@@ -223,3 +258,86 @@ class SampledSoftmaxNet(DenseSoftmaxNet):
         lse = top + tf.math.log(total)
         target_term = tf.math.unsorted_segment_sum(label_weights * true, label_rows, n)
         return tf.reduce_sum(row_mask * lse - target_term) / n_rows
+
+    def _train_graph(self, *inputs):
+        if self.adam_mode == "dense":
+            return super()._train_graph(*inputs)
+        return self._lazy_train_graph(*inputs)
+
+    def _lazy_train_graph(self, feat_rows, feat_ids, feat_vals, label_rows, label_ids, label_weights, row_mask,
+                          n_rows, candidates, log_q_sampled, log_q_true, hit_position, in_rows, in_valid, feat_pos,
+                          out_rows, out_valid, cand_pos, lab_pos, lr, beta1, beta2, beta1_power, beta2_power):
+        """Lazy Adam (slide_core/adam.py's "lazy"): the gradient is taken with respect to the
+        gathered rows the batch uses (first layer: its features; output layer: the sampled
+        classes and its labels), and only those rows' weights and moments are updated; every
+        other row keeps its weights and moments bit for bit. Biases of the hidden layers and
+        hidden weight matrices update where their gradient is non-zero. Bias correction uses
+        the global step, as SLIDE's lazy Adam does."""
+        tf = self._tf
+        w1, w_out, b_out = self.variables[0], self.variables[-2], self.variables[-1]
+        w1_rows = tf.gather(w1, in_rows)
+        w_rows, b_rows = tf.gather(w_out, out_rows), tf.gather(b_out, out_rows)
+        small = self.variables[1:-2]  # b1 and any hidden layers between
+        with tf.GradientTape() as tape:
+            tape.watch([w1_rows, w_rows, b_rows])
+            h = self._hidden_from(tf.gather(w1_rows, feat_pos), feat_rows, feat_vals, self.batch_size)
+            loss = self._sampled_loss(h, label_rows, label_weights, row_mask, n_rows, tf.gather(w_rows, cand_pos),
+                                      tf.gather(b_rows, cand_pos), tf.gather(w_rows, lab_pos),
+                                      tf.gather(b_rows, lab_pos), log_q_sampled, log_q_true, hit_position)
+        g_w1, g_w, g_b, *g_small = tape.gradient(loss, [w1_rows, w_rows, b_rows, *small])
+        lr_t = lr * tf.sqrt(1.0 - beta2_power) / (1.0 - beta1_power)
+        eps = tf.constant(self.adam.eps, tf.float32)
+
+        def adam(w_old, m_old, v_old, g, keep):
+            """SLIDE's form: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr_t m/(sqrt(v)+eps);
+            entries where `keep` stay as they were."""
+            m_new = beta1 * m_old + (1.0 - beta1) * g
+            v_new = beta2 * v_old + (1.0 - beta2) * g * g
+            w_new = w_old - lr_t * m_new / (tf.sqrt(v_new) + eps)
+            return tuple(tf.where(keep, old, new) for old, new in ((w_old, w_new), (m_old, m_new), (v_old, v_new)))
+
+        updates = []
+        moments = dict(zip((id(v) for v in self.variables), self.moments))
+        for var, rows, valid, g, w_old in ((w1, in_rows, in_valid, g_w1, w1_rows),
+                                           (w_out, out_rows, out_valid, g_w, w_rows),
+                                           (b_out, out_rows, out_valid, g_b, b_rows)):
+            m, v = moments[id(var)]
+            keep = (valid == 0)[:, None] if len(var.shape) == 2 else valid == 0
+            new = adam(w_old, tf.gather(m, rows), tf.gather(v, rows), g, keep)
+            for target, value in zip((var, m, v), new):
+                updates.append(target.scatter_update(tf.IndexedSlices(value, rows)))
+        for var, g in zip(small, g_small):
+            m, v = moments[id(var)]
+            new = adam(var, m, v, g, tf.equal(g, 0.0))
+            for target, value in zip((var, m, v), new):
+                updates.append(target.assign(value))
+        with tf.control_dependencies(updates):  # the returned loss means "the step is done"
+            return tf.identity(loss)
+
+
+class _RowSet:
+    """Distinct rows a batch uses, padded with distinct unused rows (host side, numpy)."""
+
+    def __init__(self, n: int):
+        self.n = int(n)
+        self.position = np.full(self.n, -1, dtype=np.int32)  # row id -> slot; -1 between calls
+
+    def build(self, used: np.ndarray, lookups: np.ndarray, capacity: int) -> tuple:
+        """(rows int32 (cap,), valid float32 (cap,), positions int32 of `lookups`) where rows
+        starts with the sorted distinct `used` ids; lookups that are not used ids (padding
+        entries) get position 0, a row whose gradient they leave untouched."""
+        rows = np.unique(used).astype(np.int32)
+        cap = min(max(capacity, len(rows)), self.n)
+        valid = np.zeros(cap, dtype=np.float32)
+        valid[:len(rows)] = 1.0
+        self.position[rows] = np.arange(len(rows), dtype=np.int32)
+        pos = self.position[lookups]
+        pad = cap - len(rows)
+        if pad:  # the smallest unused ids: distinct from every used row, so their no-op writes race with nothing
+            free = np.flatnonzero(self.position[:min(self.n, len(rows) + pad)] < 0)[:pad].astype(np.int32)
+            rows = np.concatenate([rows, free])
+        self.position[rows[:len(valid[valid > 0])]] = -1
+        return rows, valid, np.maximum(pos, 0).astype(np.int32)
+
+
+ADAM_MODES = ("dense", "lazy")

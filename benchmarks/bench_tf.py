@@ -155,6 +155,7 @@ def main(argv=None) -> dict:
     p.add_argument("--jit", dest="jit", action="store_true", default=None, help="XLA on")
     p.add_argument("--no-jit", dest="jit", action="store_false", help="XLA off")
     p.add_argument("--sampled-fraction", type=float, default=0.1)
+    p.add_argument("--adam", choices=("lazy", "dense"), default="dense", help="tf_sampled's Adam (train.adam)")
     p.add_argument("--n-sampled", type=int, default=None)
     p.add_argument("--nnz", type=float, default=75.7, help="mean input nonzeros per row (Amazon-670K: 75.7)")
     p.add_argument("--labels-per-row", type=float, default=5.45, help="mean labels per row (Amazon-670K: 5.45)")
@@ -173,7 +174,8 @@ def main(argv=None) -> dict:
 
     ctx = ModelContext(n_features=a.features, n_labels=a.labels, hidden=(a.hidden,), lr=1e-3,
                        seed=a.seed, threads=a.threads, batch_size=a.batch,
-                       label_counts=np.ones(a.labels, dtype=np.int64))  # the batches' labels are uniform
+                       label_counts=np.ones(a.labels, dtype=np.int64),  # the batches' labels are uniform
+                       adam=a.adam)
     kwargs = {"inter_op_threads": a.inter_op, "eval_chunk": a.eval_chunk}
     if a.jit is not None:
         kwargs["jit_compile"] = a.jit
@@ -214,6 +216,7 @@ def main(argv=None) -> dict:
     result = {
         "model": a.model, "shape": [a.features, a.hidden, a.labels], "batch": a.batch,
         "threads": a.threads, "inter_op": tags.get("inter_op_threads"), "jit": tags.get("jit_compile"),
+        "adam": tags.get("adam"),
         "n_sampled": tags.get("n_sampled"), "steps": a.steps,
         "s_per_step_median": med, "s_per_step_min": min(times) if times else None,
         "samples_per_s": a.batch / med if med else None,

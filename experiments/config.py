@@ -30,6 +30,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    adam: str = "lazy"  # "lazy" | "dense" (conf/config.yaml says what each means)
     threads: int = 2
     max_train_seconds: Optional[float] = None
     eval_every: int = 100

@@ -56,12 +56,14 @@ def check_model_params(model_cfg: DictConfig) -> None:
 
 def model_context(cfg: DictConfig, dataset: Dataset) -> ModelContext:
     t = cfg.train
+    if t.adam not in ("lazy", "dense"):
+        raise ValueError(f"train.adam must be 'lazy' or 'dense', got {t.adam!r}")
     labels = dataset.train.labels
     counts = np.bincount(labels.indices[labels.indptr[0]:labels.indptr[-1]], minlength=dataset.n_labels)
     return ModelContext(n_features=dataset.n_features, n_labels=dataset.n_labels,
                         hidden=tuple(cfg.network.hidden), lr=t.lr, beta1=t.beta1, beta2=t.beta2,
                         eps=t.eps, seed=cfg.seed, threads=t.threads, batch_size=t.batch_size,
-                        init_std=cfg.network.init_std, label_counts=counts)
+                        init_std=cfg.network.init_std, adam=t.adam, label_counts=counts)
 
 
 def _train(cfg: DictConfig, tracker: Tracker, label: str) -> None:

@@ -150,3 +150,29 @@ def test_numpy_dense_learns_and_predicts_sorted_topk():
     logits = model._forward(x)[-1]
     assert np.all(np.diff(np.take_along_axis(logits, top, axis=1), axis=1) <= 0)  # best first
     model.close()
+
+
+@pytest.mark.parametrize("adam", ["lazy", "dense"])
+def test_numpy_dense_adam_modes_match_the_reference(adam):
+    """lazy: only the first layer's rows of the batch's features change (the full softmax touches
+    every output neuron); dense: every row, as the reference Adam."""
+    import tests.reference as ref
+
+    x, y = tiny_problem(n=3)
+    ctx = ModelContext(n_features=9, n_labels=11, hidden=(6,), lr=1e-2, seed=1, init_std=0.5, adam=adam)
+    model = NumpyDenseModel(ctx)
+    before = [p.copy() for p in model.weights + model.biases]
+    _, grads = model.loss_and_grads(x, y)
+    model.train_step(x, y)
+    features = np.unique(x.indices)
+    assert len(features) < 9  # some input rows are untouched
+    for i, (p, b, g) in enumerate(zip(model.weights + model.biases, before, grads)):
+        rows = features if (adam == "lazy" and i == 0) else np.arange(len(p))
+        want, _, _ = ref.adam_lazy(b.astype(np.float64), np.zeros(b.shape), np.zeros(b.shape), g.astype(np.float64),
+                                   rows, 1, 1e-2, 0.9, 0.999, 1e-8)
+        if adam == "lazy" and i == len(model.weights) + 0:  # b1: entries with a zero gradient stay
+            want = np.where(g == 0, b, want)
+        np.testing.assert_allclose(p, want, rtol=1e-5, atol=1e-6)
+        if adam == "lazy" and i == 0:
+            rest = np.setdiff1d(np.arange(9), features)
+            assert np.array_equal(p[rest], b[rest])

@@ -238,6 +238,45 @@ def test_sampled_fraction_and_training(tfm):
     assert model.net.tracing_count() == 1 and len(model.net.shapes_seen) == 1
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_lazy_adam_in_tf_sampled_equals_the_reference_on_touched_rows(tfm, jit):
+    """train.adam=lazy: tf_sampled updates the first layer's rows of the batch's features and the
+    output rows of the sampled classes and the labels (Adam with the global step's bias
+    correction, as SLIDE's lazy Adam), b1 where its gradient is non-zero, and leaves every other
+    row's weights and moments bit-identical."""
+    import tests.reference as ref
+
+    ctx = make_ctx(lr=3e-2, adam="lazy")
+    model = tfm.TFSampledSoftmaxModel(ctx, jit_compile=jit)
+    net = model.net
+    assert net.adam_mode == "lazy" and model.describe()["adam"] == "lazy"
+    model.warmup(*make_batch(0))
+    for t in (1, 2):
+        x, y = make_batch(t)
+        before = [v.numpy().copy() for v in net.variables]
+        moments = [(m.numpy().copy(), v.numpy().copy()) for m, v in net.moments]
+        _, grads = net.loss_and_gradients(x, y)  # dense gradients for the sample the step will draw
+        state = net.sampler.rng.bit_generator.state
+        candidates = net.sampler.sample(net.n_sampled).candidates
+        net.sampler.rng.bit_generator.state = state
+        model.train_step(x, y)
+        touched = [np.unique(x.indices[x.data != 0]), np.flatnonzero(grads[1]),  # w1 rows, b1 entries
+                   np.union1d(candidates, y.indices), np.union1d(candidates, y.indices)]  # w_out rows, b_out
+        for i, var in enumerate(net.variables):
+            (m0, v0), rows = moments[i], touched[i]
+            want_w, want_m, want_v = ref.adam_lazy(before[i].astype(np.float64), m0, v0, grads[i].astype(np.float64),
+                                                   rows, t, 3e-2, 0.9, 0.999, 1e-8)
+            got_w, (got_m, got_v) = var.numpy(), (net.moments[i][0].numpy(), net.moments[i][1].numpy())
+            np.testing.assert_allclose(got_w[rows], want_w[rows], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got_m[rows], want_m[rows], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(got_v[rows], want_v[rows], rtol=1e-5, atol=1e-9)
+            rest = np.setdiff1d(np.arange(len(got_w)), rows)
+            assert len(rest) > 0 or i == 1  # untouched rows exist (b1: every unit may get a gradient)
+            assert np.array_equal(got_w[rest], before[i][rest])  # bit-identical
+            assert np.array_equal(got_m[rest], m0[rest]) and np.array_equal(got_v[rest], v0[rest])
+    assert net.tracing_count() == 1
+
+
 def test_numpy_sampler_follows_tensorflows_sampler(tfm):
     """Same law as TF's unique log-uniform sampler: per-id inclusion frequencies and expected
     counts agree (TF's expected count is an approximation of the inclusion probability; we

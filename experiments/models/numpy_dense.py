@@ -35,20 +35,43 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Adam:
-    """Dense Adam over a list of arrays (every weight updated every step)."""
+    """Adam over a list of arrays: every weight every step ("dense"), or ("lazy", as SLIDE's)
+    only the weight slices the step touched: for a matrix W (n_in, n_out) the input rows
+    (the batch's features) whose gradient row is non-zero, or, for the output layer
+    (neuron_columns), the neurons whose gradient column is non-zero (with a full softmax:
+    all of them); for a bias, the entries with a non-zero gradient. Untouched slices keep
+    their weights and moments. Bias correction uses the global step in both modes."""
 
-    def __init__(self, params: list[np.ndarray], ctx: ModelContext):
+    def __init__(self, params: list[np.ndarray], ctx: ModelContext, neuron_columns: set[int] = frozenset()):
         self.params = params
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]
         self.lr, self.b1, self.b2, self.eps = ctx.lr, ctx.beta1, ctx.beta2, ctx.eps
+        self.lazy = ctx.adam == "lazy"
+        self.neuron_columns = neuron_columns  # indices of params whose neurons are columns
         self.t = 0
+
+    def _touched(self, i: int, g: np.ndarray):
+        """Index of the slices of param i the gradient touched (lazy mode)."""
+        if g.ndim == 1:
+            return np.flatnonzero(g)
+        if i in self.neuron_columns:
+            return (slice(None), np.flatnonzero(np.any(g != 0, axis=0)))
+        return np.flatnonzero(np.any(g != 0, axis=1))
 
     def step(self, grads: list[np.ndarray]) -> None:
         self.t += 1
         # bias correction folded into the step size, as in the Adam paper's efficient form
         step = self.lr * np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+        for i, (p, g, m, v) in enumerate(zip(self.params, grads, self.m, self.v)):
+            if self.lazy:
+                idx = self._touched(i, g)
+                g = g[idx]
+                m_t = self.b1 * m[idx] + (1 - self.b1) * g
+                v_t = self.b2 * v[idx] + (1 - self.b2) * g * g
+                m[idx], v[idx] = m_t, v_t
+                p[idx] -= (step * m_t / (np.sqrt(v_t) + self.eps)).astype(p.dtype)
+                continue
             m *= self.b1
             m += (1 - self.b1) * g
             v *= self.b2
@@ -62,7 +85,8 @@ class NumpyDenseModel:
         layers = initial_weights(ctx)
         self.weights = [w for w, _ in layers]
         self.biases = [b for _, b in layers]
-        self.adam = Adam(self.weights + self.biases, ctx)
+        # weights[1:] hold neurons as columns (Keras layout): the output layer's lazy slices
+        self.adam = Adam(self.weights + self.biases, ctx, neuron_columns=set(range(1, len(self.weights))))
         self._threads = threadpool_limits(limits=ctx.threads)  # BLAS threads = train.threads
 
     # -- the maths ------------------------------------------------------------------------
@@ -125,7 +149,7 @@ class NumpyDenseModel:
         from threadpoolctl import threadpool_info
 
         blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
-        return {"optimizer": "adam_dense", "backend": "numpy+scipy",
+        return {"optimizer": f"adam_{self.ctx.adam}", "adam": self.ctx.adam, "backend": "numpy+scipy",
                 "threads": str(max(blas) if blas else self.ctx.threads)}
 
     def close(self) -> None:

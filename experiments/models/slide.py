@@ -37,7 +37,7 @@ class SlideModel:
                  retrieval_pool: float = _LAYER["retrieval_pool"], padding: bool = _LAYER["padding"],
                  min_padding: int = _LAYER["min_padding"],
                  log_q_correction: bool = _LAYER["log_q_correction"], threshold: int = _LAYER["threshold"],
-                 optimizer: str = _NET["optimizer"], schedule: str = _NET["schedule"],
+                 optimizer: str | None = None, schedule: str = _NET["schedule"],
                  rehash_every: int = _NET["rehash_every"], rebuild_every: int = _NET["rebuild_every"],
                  schedule_n0: int = _NET["schedule_n0"], schedule_lambda: float = _NET["schedule_lambda"],
                  drift_check_every: int = _NET["drift_check_every"], drift_probe: int = _NET["drift_probe"],
@@ -58,7 +58,8 @@ class SlideModel:
             threshold=int(threshold))
         self.config = NetworkConfig(
             n_features=ctx.n_features, layers=(*(LayerConfig(int(h)) for h in ctx.hidden), output),
-            lr=ctx.lr, beta1=ctx.beta1, beta2=ctx.beta2, eps=ctx.eps, optimizer=optimizer, schedule=schedule,
+            lr=ctx.lr, beta1=ctx.beta1, beta2=ctx.beta2, eps=ctx.eps, optimizer=optimizer or ctx.adam,
+            schedule=schedule,
             rehash_every=int(rehash_every), rebuild_every=int(rebuild_every), schedule_n0=int(schedule_n0),
             schedule_lambda=float(schedule_lambda), drift_check_every=int(drift_check_every),
             drift_probe=int(drift_probe), drift_threshold=float(drift_threshold), inference=inference,
@@ -147,6 +148,7 @@ class SlideModel:
         return {
             "threads": str(self.threads),  # what the kernels run on (serial: 1)
             "optimizer": f"adam_{self.config.optimizer}",
+            "adam": self.config.optimizer,
             "slide.optimizer_mode": self.config.optimizer,
             "slide.hash_family": out.hash_family,
             "slide.strategy": out.strategy,

@@ -109,7 +109,8 @@ class _TFModel:
             "jit_compile": str(self.net.jit_compile).lower(),
             "intra_op_threads": str(self.intra_op),
             "inter_op_threads": str(self.inter_op),
-            "adam": "dense (fused ResourceApplyAdam, every weight every step)",
+            "adam": "dense",  # fused ResourceApplyAdam, every weight every step (a full softmax touches every output row)
+            "optimizer": "adam_dense",
             "first_layer": "embedding bag (gather + unsorted_segment_sum)",
             "eval_chunk": str(self.net.eval_chunk),
         }
@@ -151,9 +152,9 @@ class TFSampledSoftmaxModel(_TFModel):
     name = "tf_sampled"
 
     def __init__(self, ctx: ModelContext, n_sampled: int | None = None, sampled_fraction: float = 0.1,
-                 sampler: str = "log_uniform_by_frequency", unigram_distortion: float = 1.0, device: str = "cpu",
-                 jit_compile: bool = True, inter_op_threads: int | None = None, eval_chunk: int | None = None,
-                 check_memory: bool = True):
+                 sampler: str = "log_uniform_by_frequency", unigram_distortion: float = 1.0, adam: str | None = None,
+                 device: str = "cpu", jit_compile: bool = True, inter_op_threads: int | None = None,
+                 eval_chunk: int | None = None, check_memory: bool = True):
         if n_sampled is None:
             if not 0.0 < sampled_fraction <= 1.0:
                 raise ValueError(f"sampled_fraction must be in (0, 1], got {sampled_fraction}")
@@ -163,15 +164,18 @@ class TFSampledSoftmaxModel(_TFModel):
         from baselines.sampled_softmax import SampledSoftmaxNet, make_sampler
 
         self.sampler_kind = sampler
+        self.adam_mode = adam or ctx.adam  # null: the shared train.adam
         draw = make_sampler(sampler, ctx.n_labels, ctx.seed, ctx.label_counts, unigram_distortion)
         self.net = SampledSoftmaxNet(initial_weights(ctx), self._adam(), ctx.batch_size, self.n_sampled,
                                      seed=ctx.seed, jit_compile=jit_compile, device=self.tf_device,
-                                     eval_chunk=self.eval_chunk, sampler=draw)
+                                     eval_chunk=self.eval_chunk, sampler=draw, adam_mode=self.adam_mode)
 
     def describe(self) -> dict[str, str]:
         tags = super().describe()
         tags["n_sampled"] = str(self.n_sampled)
         tags["sampler"] = f"{self.sampler_kind}, unique, shared by the batch (numpy twin of TF's)"
+        tags["adam"] = self.adam_mode
+        tags["optimizer"] = f"adam_{self.adam_mode}"
         return tags
 
     def diagnostics(self) -> dict[str, float]:
