@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import traceback
 from pathlib import Path
 from typing import Any
@@ -175,15 +176,39 @@ def _isolated_main(cfg_container: dict, run_id: str, label: str) -> None:
     run_tracked(cfg, tracker, label)
 
 
+@contextlib.contextmanager
+def _spawn_start_method():
+    """A spawned child re-applies its parent's default start method; inside a joblib (loky)
+    worker that is 'loky', which a fresh interpreter does not know: spawn's own for the start."""
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+
+
+def _stop_child(process) -> None:
+    """After Ctrl-C: a terminal's SIGINT reached the child too and it ends its run KILLED; a
+    SIGINT sent to this process alone (kill -INT, a scheduler) is passed on to it."""
+    process.join(timeout=5)
+    if process.is_alive():
+        os.kill(process.pid, signal.SIGINT)
+        process.join(timeout=60)
+    if process.is_alive():
+        process.terminate()
+        process.join()
+
+
 def _run_isolated(cfg: DictConfig, cfg_container: dict, tracker: Tracker, label: str) -> str:
     process = multiprocessing.get_context("spawn").Process(
         target=_isolated_main, args=(cfg_container, tracker.run_id, label), name=f"job-{label}")
-    with _environment(isolated_environment(cfg)):
+    with _environment(isolated_environment(cfg)), _spawn_start_method():
         process.start()
     try:
         process.join()
     except KeyboardInterrupt:
-        process.join()  # the child got the same SIGINT: let it end its run as KILLED
+        _stop_child(process)
         tracker.end("KILLED", {"status": "killed"})
         raise
     run = tracker.client.get_run(tracker.run_id)

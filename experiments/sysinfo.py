@@ -45,15 +45,24 @@ def git_revision(root: str | os.PathLike) -> str:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process since its start or the last reset_peak_rss()
-    (ru_maxrss is in KiB on Linux)."""
+    """Peak resident memory of this process since its start or the last reset_peak_rss(): the
+    kernel's high-water mark VmHWM. Not ru_maxrss: across fork + exec Linux carries the forked
+    copy's peak into it, so a job spawned by a big parent (a sweep process, pytest) would report
+    at least the parent's size. ru_maxrss (KiB) only where /proc is unavailable."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def reset_peak_rss() -> bool:
     """Make peak_rss_mb() start again from the current resident size (Linux: writing 5 to
-    /proc/self/clear_refs resets the high-water mark that ru_maxrss reports), so that a job
-    run in a process that ran other jobs reports its own peak. False where unsupported."""
+    /proc/self/clear_refs resets the high-water mark VmHWM), so that a job run in a process that
+    ran other jobs reports its own peak. False where unsupported."""
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")

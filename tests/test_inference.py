@@ -80,6 +80,7 @@ def test_tf_models_rank_with_dense_topk_like_a_stable_sort(kind):
 
     configure_threads(2, 2)  # as tests/test_tf_baselines.py: whichever module starts TF first
     ctx = ModelContext(n_features=30, n_labels=23, hidden=(16,), lr=1e-2, seed=3, threads=2, batch_size=8,
+                       label_counts=np.arange(23, 0, -1),
                        init_std=0.5)
     rng = np.random.default_rng(1)
     rows = [[] if i == 1 else sorted(rng.choice(30, int(rng.integers(1, 6)), replace=False).tolist())
@@ -113,6 +114,7 @@ def test_tf_output_weights_layout_across_transpose_blocks():
 
     configure_threads(2, 2)
     ctx = ModelContext(n_features=10, n_labels=2100, hidden=(4,), lr=1e-2, seed=1, threads=2, batch_size=8,
+                       label_counts=np.ones(2100, dtype=np.int64),
                        init_std=0.5)
     want_w, want_b = initial_weights(ctx)[-1]
     for model in (tfm.TFSoftmaxModel(ctx, jit_compile=False), tfm.TFSampledSoftmaxModel(ctx, n_sampled=7)):
