@@ -36,6 +36,7 @@ def main(cfg: DictConfig) -> str:
         "num": hc.job.num if multirun else 0,
         "sweep_id": hc.sweep.dir if multirun else hc.runtime.output_dir,
         "output_dir": hc.runtime.output_dir,
+        "multirun": multirun,  # a job of a sweep: its run is a child of the sweep's run
     }
     return run_job(cfg, job)
 

@@ -1,5 +1,10 @@
-"""Hydra callbacks of the harness: prepare the tracking store before any job starts, and
-turn the jobs' statuses into the process exit status at the end of a run or sweep."""
+"""Hydra callbacks of the harness: prepare the tracking store before any job starts, give a
+sweep its parent MLflow run, and turn the jobs' statuses into the process exit status (and the
+parent run's status) at the end of a run or sweep.
+
+Hydra calls on_*_start in the order of hydra.callbacks (conf/hydra/default.yaml) and on_*_end
+in the reverse order: sweep_run comes before sweep_report there, so that the reports are
+logged to the parent run before it ends."""
 from __future__ import annotations
 
 import json
@@ -11,8 +16,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from experiments.job import STATUS_FILE
-from experiments.tracking import ensure_store
+from experiments.job import STATUS_FILE, source_tags
+from experiments.sweep_run import end_at_exit, end_sweep_run, start_sweep_run
+from experiments.sysinfo import machine_tags
+from experiments.tracking import Tracker, ensure_store
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,26 @@ class TrackingStoreCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._prepare(config)
+
+
+class SweepRunCallback(Callback):
+    """The sweep's parent MLflow run (experiments.sweep_run): created before the jobs start,
+    ended after the reports were logged to it, FAILED when a job failed."""
+
+    def __init__(self) -> None:
+        self.tracker: Tracker | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        tags = {**source_tags(config.paths.root), **machine_tags()}
+        self.tracker = start_sweep_run(config, tags)
+        end_at_exit(self.tracker)  # ends it KILLED if the sweep never reaches on_multirun_end
+        log.info("sweep run %s (MLflow experiment %s)", self.tracker.run_id, config.tracking.experiment)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.tracker is None:
+            return
+        statuses = [s["status"] for s in _collect_statuses(Path(config.hydra.sweep.dir))]
+        end_sweep_run(self.tracker, statuses)
 
 
 class JobStatusCallback(Callback):

@@ -6,6 +6,14 @@ visibility and thread pools are fixed before TensorFlow is imported, and a sweep
 tf_cpu,tf_gpu in one process still gives each job its own settings. The parent creates the
 run; the child attaches to it; if the child dies without ending the run (killed by the OS,
 segfault), the parent marks it FAILED.
+
+A job of a `-m` sweep is a child of the sweep's parent run (experiments.sweep_run). A job that
+cannot run here (JobSkipped: tf_gpu without a GPU) ends FINISHED, named "<label> (skipped)",
+with its reason as tag skip_reason and as the run's description. Not KILLED (MLflow: stopped by
+the user; this harness: Ctrl-C) nor FAILED (something broke, and the sweep exits non-zero): a
+skip is a recorded outcome of a job that did all it could. The name is what makes it visible,
+because it is the one column every view of the runs table shows; reports go by the tag
+status=skipped and draw no curve for it.
 """
 from __future__ import annotations
 
@@ -23,6 +31,8 @@ from typing import Any
 
 import numpy as np
 from hydra.utils import get_class, instantiate
+from mlflow.utils.mlflow_tags import (MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE,
+                                      MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE)
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.data.datasets import Dataset, load_dataset
@@ -31,12 +41,14 @@ from experiments.evaluation import Evaluator
 from experiments.loop import LoopSettings, train_and_evaluate
 from experiments.models.base import JobSkipped, ModelContext
 from experiments.clock import Stopwatch
+from experiments.sweep_run import parent_run_id
 from experiments.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode
 from experiments.tracking import Tracker, flatten
 
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "job_status.json"  # written into the job's output folder; read by the sweep callback
+SKIPPED_SUFFIX = " (skipped)"  # appended to a skipped job's run name
 
 
 def check_model_params(model_cfg: DictConfig) -> None:
@@ -72,6 +84,7 @@ def _train(cfg: DictConfig, tracker: Tracker, label: str) -> None:
     gc.collect()
     tracker.set_tags({"peak_rss_scope": "job" if reset_peak_rss() else "process"})
     dataset = load_dataset(cfg.dataset, Path(cfg.paths.cache_dir))
+    tracker.log_dataset(dataset)
     tracker.log_params({"data.n_features": dataset.n_features, "data.n_labels": dataset.n_labels,
                         "data.n_train": dataset.train.features.n_rows,
                         "data.n_test": dataset.test.features.n_rows})
@@ -112,14 +125,23 @@ def _end_failed(tracker: Tracker, error: Exception, what: str) -> str:
     return "failed"
 
 
+def _end_skipped(tracker: Tracker, label: str, reason: str) -> str:
+    """End the run of a job that could not run here, visibly (module docstring)."""
+    log.warning("%s skipped: %s", label, reason)
+    tracker.rename(label + SKIPPED_SUFFIX)
+    tracker.end("FINISHED", {"status": "skipped", "skip_reason": reason,
+                             MLFLOW_RUN_NOTE: f"Skipped: {reason}"})
+    return "skipped"
+
+
 def run_tracked(cfg: DictConfig, tracker: Tracker, label: str) -> str:
-    """Train and end the run: finished / skipped / failed (traceback logged) / killed."""
+    """Train and end the run: finished / skipped / failed (traceback logged) / killed. MLflow's
+    system metrics are sampled here, in the process that trains (an isolated job's child)."""
     try:
-        _train(cfg, tracker, label)
+        with tracker.system_metrics():
+            _train(cfg, tracker, label)
     except JobSkipped as skip:
-        log.warning("%s skipped: %s", label, skip)
-        tracker.end("FINISHED", {"status": "skipped", "skip_reason": str(skip)})
-        return "skipped"
+        return _end_skipped(tracker, label, str(skip))
     except KeyboardInterrupt:
         tracker.end("KILLED", {"status": "killed"})
         raise
@@ -169,7 +191,8 @@ def _isolated_main(cfg_container: dict, run_id: str, label: str) -> None:
     """Entry point of the spawned subprocess (its environment was set by the parent)."""
     cfg = OmegaConf.create(cfg_container)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    tracker = Tracker.attach(cfg.tracking.uri, run_id, flush_every_s=cfg.tracking.flush_every_s)
+    tracker = Tracker.attach(cfg.tracking.uri, run_id, flush_every_s=cfg.tracking.flush_every_s,
+                             system_metrics_every_s=cfg.tracking.system_metrics_every_s)
     # what the process really started with, not what the config asked for
     started = HUGE_PAGES_TUNABLE in start_environment().get("GLIBC_TUNABLES", "").split(":")
     tracker.set_tags({"huge_pages": "on" if started else "off", "thp_mode": thp_mode()})
@@ -220,13 +243,27 @@ def _run_isolated(cfg: DictConfig, cfg_container: dict, tracker: Tracker, label:
     return run.data.tags.get("status", "failed")
 
 
+def source_tags(root: str | os.PathLike) -> dict[str, str]:
+    """The code a run comes from: our git_rev ('-dirty' when the work tree has changes) and
+    MLflow's own source tags, which fill the UI's Source column (MLflow's fluent API sets
+    them; the client's create_run, which the harness uses, does not)."""
+    revision = git_revision(root)
+    return {"git_rev": revision, MLFLOW_SOURCE_TYPE: "LOCAL",
+            MLFLOW_SOURCE_NAME: str(Path(root) / "run.py"),
+            MLFLOW_GIT_COMMIT: revision.removesuffix("-dirty")}
+
+
 def base_tags(cfg: DictConfig, job: dict[str, Any]) -> dict[str, str]:
+    """Tags a job's run starts with; a job of a sweep also names the sweep's parent run."""
+    parent = parent_run_id(job["sweep_id"], cfg.tracking.uri, cfg.tracking.experiment) \
+        if job.get("multirun") else None
     return {
+        **({MLFLOW_PARENT_RUN_ID: parent} if parent else {}),
+        **source_tags(cfg.paths.root),
         "model": cfg.model.name,
         "dataset": cfg.dataset.name,
         "device": cfg.model.device,
         "threads": str(cfg.train.threads),
-        "git_rev": git_revision(cfg.paths.root),
         "sweep_id": job["sweep_id"],
         "hydra_sweep_dir": job["sweep_id"],
         "job_num": str(job["num"]),
@@ -237,14 +274,15 @@ def base_tags(cfg: DictConfig, job: dict[str, Any]) -> dict[str, str]:
 
 def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
     """Run one job; returns its status. `job` carries what HydraConfig knows: num, sweep_id,
-    output_dir. Never raises for a failing model (the sweep goes on); KeyboardInterrupt does."""
+    output_dir, multirun. Never raises for a failing model (the sweep goes on); KeyboardInterrupt does."""
     label = f"{cfg.model.name}/{cfg.dataset.name}/{job['num']}"
     output_dir = Path(job["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
     cfg_container = OmegaConf.to_container(cfg, resolve=True)
     tracker = Tracker.start(cfg.tracking.uri, cfg.tracking.experiment, run_name=label,
                             tags=base_tags(cfg, job), artifact_root=cfg.tracking.get("artifact_root"),
-                            flush_every_s=cfg.tracking.flush_every_s)
+                            flush_every_s=cfg.tracking.flush_every_s,
+                            system_metrics_every_s=cfg.tracking.system_metrics_every_s)
     status = "failed"
     try:
         tracker.log_params(flatten(cfg_container))

@@ -127,6 +127,9 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
             scores = evaluator.evaluate_full(model.predict_topk)
         final.update({f"final/{k}": v for k, v in scores.items()})
         final["final/eval_s"] = sw.seconds
+    # Kept beside MLflow's system metrics, which sample the whole machine's used memory every
+    # few seconds: this is the job's own high-water mark (VmHWM), a peak no sampler catches and
+    # that no other process (a parallel job, the sweep process) inflates.
     final["mem/peak_rss_mb"] = peak_rss_mb()
     tracker.log_metrics(final, step=iteration)
     log.info("%s finished: %s", label, ", ".join(f"{k}={v:.4g}" for k, v in final.items()))

@@ -4,19 +4,37 @@ whatever happens to the job (finished, failed, skipped, interrupted).
 Every store call on sqlite costs an fsync (~24 ms, STACK.md), so metrics are buffered and
 written with log_batch: when the buffer is large, when `flush_every_s` has passed, and when
 the run ends for any reason.
+
+Besides the harness's own metrics a run carries what MLflow's UI shows by itself: the data it
+trained on as dataset inputs (the Dataset column), and CPU / memory / disk / network samples
+from MLflow's system-metrics collector (a run's "System metrics" charts).
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.data.sources import LocalArtifactDatasetSource
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+from experiments.data.datasets import DataInput, Dataset
 
 log = logging.getLogger(__name__)
+
+# MLflow 3's UI opens an experiment by this tag: without it (or with "genai_development") on
+# the GenAI overview of traces, with "custom_model_development" on the training runs. The
+# value is the UI's own enum (server/js: CUSTOM_MODEL_DEVELOPMENT); no Python constant exists.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
 
 # MLflow's own limits per log_batch call
 _MAX_METRICS_PER_BATCH = 1000
@@ -60,15 +78,18 @@ def ensure_store(uri: str, experiment: str, artifact_root: str | None = None) ->
         with sqlite3.connect(db) as con:
             con.execute("PRAGMA journal_mode=WAL")
     found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(experiment, artifact_location=artifact_root)
-    except Exception:  # another process created it between our lookup and our create
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            raise
-        return found.experiment_id
+    if found is None:
+        try:
+            return client.create_experiment(experiment, artifact_location=artifact_root,
+                                            tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+        except Exception:  # another process created it between our lookup and our create
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+    if EXPERIMENT_KIND_TAG not in found.tags:  # made before the harness set it: the GenAI view
+        _with_retries(client.set_experiment_tag, found.experiment_id, EXPERIMENT_KIND_TAG,
+                      MODEL_TRAINING_KIND)
+    return found.experiment_id
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -88,11 +109,12 @@ class Tracker:
     started by the parent process of an isolated job)."""
 
     def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 10.0,
-                 max_buffer: int = 500):
+                 max_buffer: int = 500, system_metrics_every_s: float | None = None):
         self.client = client
         self.run_id = run_id
         self.flush_every_s = flush_every_s
         self.max_buffer = max_buffer
+        self.system_metrics_every_s = system_metrics_every_s
         self._buffer: list[Metric] = []
         self._last_flush = time.monotonic()
         self.ended = False
@@ -118,6 +140,13 @@ class Tracker:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         items = [RunTag(k, str(v)) for k, v in tags.items()]
         _with_retries(self.client.log_batch, self.run_id, tags=items)
+
+    def rename(self, name: str) -> None:
+        _with_retries(self.client.update_run, self.run_id, name=name)
+
+    def log_dataset(self, dataset: Dataset) -> None:
+        """The run's data as MLflow dataset inputs (see dataset_inputs)."""
+        _with_retries(self.client.log_inputs, self.run_id, datasets=dataset_inputs(dataset))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Buffered; written by flush()."""
@@ -148,6 +177,74 @@ class Tracker:
             _with_retries(self.client.set_terminated, self.run_id, status=status)
             self.ended = True
 
+    @contextlib.contextmanager
+    def system_metrics(self) -> Iterator[None]:
+        """MLflow's system-metrics collector on this run while the block runs (system/cpu_...,
+        system/system_memory_usage_megabytes, disk, network; GPU where there is one), sampled
+        every `system_metrics_every_s` seconds in a thread of THIS process: enter it where the
+        training happens (an isolated job's child), so that on a cluster the samples describe
+        the node that trains. None or 0: off.
+
+        Cost: one psutil read and two store calls (a status check, a log_batch) per sample on a
+        background thread; at the default 10 s that is ~0.1% of one core, below the noise of the
+        training clock. A last sample is taken when the block ends (the collector drops the one
+        it was gathering), so a job shorter than one interval has a point too."""
+        if not self.system_metrics_every_s:
+            yield
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        # its start/stop/no-GPU INFO lines would be printed for every job of a sweep
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+        monitor = SystemMetricsMonitor(self.run_id, sampling_interval=self.system_metrics_every_s,
+                                       tracking_uri=self.client.tracking_uri)
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()  # joins its thread: the calls below do not race it
+            try:
+                monitor.collect_metrics()
+                monitor.publish_metrics(monitor.aggregate_metrics())
+                monitor.mlflow_logger.flush()
+            except Exception as error:  # a lost sample must not change how the job ends
+                log.warning("last system-metrics sample not logged: %s", error)
+
     # -- reading -------------------------------------------------------------------------
     def status(self) -> str:
         return self.client.get_run(self.run_id).info.status
+
+
+class _ShapedDataset(MetaDataset):
+    """MLflow's metadata-only dataset (our data lives in the harness's cache, not in MLflow)
+    with the data's shape as its profile, which the UI shows in the dataset's details."""
+
+    def __init__(self, source, name: str, digest: str, profile: Mapping[str, int]):
+        self._profile = dict(profile)
+        super().__init__(source, name=name, digest=digest)
+
+    @property
+    def profile(self) -> dict[str, int]:
+        return self._profile
+
+    def to_dict(self) -> dict[str, str]:
+        return {**super().to_dict(), "profile": json.dumps(self._profile)}
+
+
+def dataset_inputs(dataset: Dataset) -> list[DatasetInput]:
+    """One MLflow dataset input per cache entry the data came from (Dataset.inputs): named
+    after the dataset config, digest = the entry's cache key (so runs on the same data share
+    one MLflow dataset, and a changed file or spec shows as a new digest), source = the file
+    path ("local") or the generator spec ("code"), profile = the shape the run saw, context =
+    the splits the entry holds (train, test, train+test)."""
+    profile = {"n_train": dataset.train.features.n_rows, "n_test": dataset.test.features.n_rows,
+               "n_features": dataset.n_features, "n_labels": dataset.n_labels}
+    return [DatasetInput(_ShapedDataset(_source(item), dataset.name, item.key, profile)._to_mlflow_entity(),
+                         tags=[InputTag(MLFLOW_DATASET_CONTEXT, item.splits)])
+            for item in dataset.inputs]
+
+
+def _source(item: DataInput):
+    if item.path is not None:
+        return LocalArtifactDatasetSource(item.path)
+    return CodeDatasetSource({"generator": "experiments.data.synthetic", **(item.generator or {})})

@@ -1,23 +1,22 @@
 """Hydra callback: at the end of every `-m` sweep, write the sweep's reports into its folder
-and log them to MLflow. Enable it in the Hydra config:
+and log them to the sweep's parent MLflow run. Enable it in the Hydra config:
 
     hydra:
       callbacks:
         sweep_report:
           _target_: reports.callback.SweepReportCallback
 
-It reads the sweep's runs from MLflow by their `sweep_id` tag (the harness sets it to the
-Hydra sweep dir, config.hydra.sweep.dir), using config.tracking.uri / config.tracking.experiment,
-so it works with any launcher (jobs in other processes or on other machines).
+It reads the sweep's runs from MLflow (the children of the sweep's parent run, found by its
+tags kind=sweep and sweep_id = the Hydra sweep dir, config.hydra.sweep.dir; see reports.load),
+using config.tracking.uri / config.tracking.experiment, so it works with any launcher (jobs in
+other processes or on other machines).
 
-The figures are logged to ONE extra MLflow run per report, tagged kind=report and with the
-sweep's sweep_id, under the artifact folder `report/`, in a sibling experiment named
-"<experiment>-reports". Why not to each training run: the figures describe the whole sweep
-(N copies of one figure would be noise) and training runs stay exactly as their jobs ended
-them (no write into another process's finished run). Why not in the training experiment:
-there every run is one job, which is what people and tests count and compare in the MLflow
-UI; a metric-less report run would be an odd row there. A re-built report simply makes a new
-report run.
+The report files go to the parent run, which the harness creates for every sweep
+(experiments/sweep_run.py) and ends after this callback: as artifacts at its root (Figure 3,
+the time-to-accuracy table, ...), next to the runs they describe, and the headline speed-ups
+(reports.table.headline_speedups) as its metrics, so that they show in the runs table on the
+sweep's row. Training runs stay exactly as their jobs ended them. A sweep without a parent run
+(the harness's sweep_run callback off) gets its files in the sweep folder only.
 
 A reporting error never fails the sweep (its runs are safely in MLflow): it is logged with
 its traceback and the console line says how to rebuild the reports by hand.
@@ -28,80 +27,60 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+import pandas as pd
 from hydra.experimental.callback import Callback
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from reports.build import build
-from reports.load import REPORT_KIND, experiment_id, get_client
-from reports.table import DEFAULT_FRACTIONS
+from reports.load import experiment_id, get_client, sweep_run
+from reports.table import DEFAULT_FRACTIONS, headline_speedups
 
 logger = logging.getLogger(__name__)
-ARTIFACT_DIR = "report"
-REPORT_EXPERIMENT_SUFFIX = "-reports"
 
 
-def report_experiment_id(client: MlflowClient, experiment: str) -> str:
-    """The id of "<experiment>-reports", created on first use with its artifacts beside the
-    training experiment's (a local store: <artifacts>/reports; a server decides for itself).
-    Without an explicit location MLflow would put them under ./mlruns of the cwd."""
-    name = experiment + REPORT_EXPERIMENT_SUFFIX
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    base = client.get_experiment(experiment_id(client, experiment)).artifact_location
-    local = base and urlparse(base).scheme in ("", "file")
-    try:
-        return client.create_experiment(name, artifact_location=f"{base.rstrip('/')}/reports"
-                                        if local else None)
-    except Exception:  # created by a concurrent report between our lookup and our create
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
-
-
-def log_report_run(client: MlflowClient, experiment: str, sweep_id: str,
-                   written: Mapping[str, Sequence[Path]], out_dir: Path) -> str:
-    """A FINISHED run tagged kind=report + sweep_id holding the report files, in the
-    "<experiment>-reports" experiment; returns its id."""
-    name = f"report/{Path(sweep_id).name or sweep_id}"
-    run = client.create_run(report_experiment_id(client, experiment), run_name=name,
-                            tags={"kind": REPORT_KIND, "sweep_id": sweep_id,
-                                  "experiment": experiment, "report_dir": str(out_dir),
-                                  "status": "finished"})
-    run_id = run.info.run_id
-    try:
-        for paths in written.values():
-            for path in paths:
-                client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_DIR)
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
+def log_to_sweep_run(client: MlflowClient, run_id: str,
+                     written: Mapping[str, Sequence[Path]]) -> dict[str, float]:
+    """The report files as artifacts of the sweep's parent run (at its root) and the table's
+    headline speed-ups as its metrics; returns those metrics."""
+    for paths in written.values():
+        for path in paths:
+            client.log_artifact(run_id, str(path))
+    table = next((p for p in written.get("table", []) if p.suffix == ".csv"), None)
+    metrics = headline_speedups(pd.read_csv(table)) if table is not None else {}
+    if metrics:
+        now_ms = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, now_ms, 0) for k, v in metrics.items()])
+    return metrics
 
 
 def summary_line(written: Mapping[str, Sequence[Path]], run_id: str | None) -> str:
-    """The one console line: where Figure 3 and the table are (and the report's MLflow run)."""
+    """The one console line: where Figure 3 and the table are (and the sweep's MLflow run)."""
     fig = next((p for p in written.get("figure3", []) if p.suffix == ".png"), None)
     table = next((p for p in written.get("table", []) if p.suffix == ".md"), None)
     parts = [f"Figure 3: {fig}" if fig else "", f"table: {table}" if table else ""]
     where = "; ".join(p for p in parts if p) or "no reports written"
-    return f"Sweep report -> {where}" + (f" (MLflow report run {run_id})" if run_id else "")
+    return f"Sweep report -> {where}" + (f" (logged to the MLflow sweep run {run_id})" if run_id else "")
 
 
 def report_sweep(tracking_uri: str, experiment: str, sweep_id: str, out_dir: Path,
                  which: Sequence[str] | str = "all", fractions: Sequence[float] = DEFAULT_FRACTIONS,
                  method: str = "interpolate", log_to_mlflow: bool = True,
                  ) -> tuple[dict[str, list[Path]], str | None]:
-    """Writes the sweep's reports into out_dir (and a report run); returns (paths, run id)."""
+    """Writes the sweep's reports into out_dir and, when the sweep has a parent run, logs them
+    to it; returns (paths, the parent's run id or None)."""
     client = get_client(tracking_uri)
     written = build(client, experiment, sweep_id, out_dir, which, fractions, method)
-    run_id = log_report_run(client, experiment, sweep_id, written, out_dir) if log_to_mlflow else None
-    return written, run_id
+    if not log_to_mlflow:
+        return written, None
+    parent = sweep_run(client, experiment_id(client, experiment), sweep_id)
+    if parent is None:
+        logger.warning("sweep %s has no parent MLflow run: reports written to %s only", sweep_id, out_dir)
+        return written, None
+    log_to_sweep_run(client, parent.info.run_id, written)
+    return written, parent.info.run_id
 
 
 class SweepReportCallback(Callback):

@@ -11,8 +11,11 @@ Two tables (names follow the harness contract, /work/notes/contract.md):
   plus the SLIDE-only series in ``SLIDE_KEYS`` (retrieval quality at every evaluation, the
   training active set size), NaN for runs that did not log them.
 
-Report runs (tag kind=report, written by reports.callback) are excluded: they hold figures,
-not training.
+A sweep is read as its parent run's children: the harness gives every `-m` sweep a parent run
+(tags kind=sweep and sweep_id = the Hydra sweep dir; its jobs' runs carry mlflow.parentRunId).
+Stores without one (sweeps from before, or runs logged by other tools) are read by the jobs'
+own sweep_id tag. Parent runs and report runs (tag kind=report, written by earlier versions)
+are never rows: they hold figures, not training.
 """
 from __future__ import annotations
 
@@ -50,6 +53,9 @@ _MLFLOW_STATUS: dict[str, str] = {
     "RUNNING": "running", "SCHEDULED": "running",
 }
 REPORT_KIND = "report"
+SWEEP_KIND = "sweep"  # the harness's parent run of a sweep (experiments/sweep_run.py)
+NOT_RESULTS: frozenset[str] = frozenset({REPORT_KIND, SWEEP_KIND})  # values of tag kind
+PARENT_TAG = "mlflow.parentRunId"
 
 
 def get_client(tracking_uri: str | None = None) -> MlflowClient:
@@ -134,8 +140,9 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
-    """The runs table from MLflow Run objects (report runs dropped), oldest run first."""
-    rows = [_run_row(r) for r in runs if r.data.tags.get("kind") != REPORT_KIND]
+    """The runs table from MLflow Run objects (parent and report runs dropped), oldest run
+    first."""
+    rows = [_run_row(r) for r in runs if r.data.tags.get("kind") not in NOT_RESULTS]
     columns = ["run_id", "run_name", "mlflow_status", "start_time", *TAG_COLUMNS, "reason"]
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype="str") for c in columns}).assign(
@@ -154,16 +161,35 @@ def latest_sweep_id(client: MlflowClient, exp_id: str) -> str:
     return page[0].data.tags["sweep_id"]
 
 
+def sweep_run(client: MlflowClient, exp_id: str, sweep_id: str) -> Run | None:
+    """The parent run of the sweep ``sweep_id`` (the latest, if the folder was swept twice),
+    or None when the sweep has none."""
+    page = client.search_runs([exp_id], filter_string=f"tags.kind = '{SWEEP_KIND}' and "
+                                                      f"tags.sweep_id = {_quote(sweep_id)}",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return page[0] if page else None
+
+
+def sweep_filter(client: MlflowClient, exp_id: str, sweep_id: str) -> str:
+    """The search filter for a sweep's job runs: the children of its parent run, or the runs
+    tagged with its sweep_id where it has no parent run."""
+    parent = sweep_run(client, exp_id, sweep_id)
+    if parent is None:
+        return f"tags.sweep_id = {_quote(sweep_id)}"
+    return f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"
+
+
 def load_runs(client: MlflowClient, experiment: str,
               sweep_id: str | None = None) -> pd.DataFrame:
-    """One row per training run of ``experiment`` (optionally of one sweep).
+    """One row per training run of ``experiment`` (optionally of one sweep: its parent run's
+    children, see sweep_filter).
 
     ``sweep_id="latest"`` picks the sweep of the most recently started run.
     """
     exp_id = experiment_id(client, experiment)
     if sweep_id == "latest":
         sweep_id = latest_sweep_id(client, exp_id)
-    flt = f"tags.sweep_id = {_quote(sweep_id)}" if sweep_id else ""
+    flt = sweep_filter(client, exp_id, sweep_id) if sweep_id else ""
     frame = runs_frame(search_all_runs(client, exp_id, flt))
     logger.info("loaded %d runs from experiment %r%s", len(frame), experiment,
                 f" sweep {sweep_id!r}" if sweep_id else "")

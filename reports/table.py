@@ -28,6 +28,7 @@ control (it retrieves nothing).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -211,6 +212,35 @@ def time_to_accuracy_table(runs: pd.DataFrame, histories: pd.DataFrame,
                for f in fractions for kind in ("s", "early") if f"t@{pct_label(f)} {kind}" not in table}
     table = _speedups(table.assign(**missing), fractions)
     return table.sort_values([*MATCH_COLUMNS, "model", "run"], ignore_index=True)
+
+
+def _metric_name(text: str) -> str:
+    """MLflow metric names allow letters, digits, '_', '-', '.', ' ', ':' and '/' only:
+    '75%' -> '75pct', anything else not allowed -> '_'."""
+    return re.sub(r"[^\w.\- :/]", "_", text.replace("%", "pct"))
+
+
+def headline_speedups(table: pd.DataFrame) -> dict[str, float]:
+    """The measured speed-ups of every model that is not itself a baseline (SLIDE and its
+    variants) against each baseline, as MLflow metrics of the sweep's parent run:
+    'speedup/<model>_vs_<baseline>_at_<pct>pct' (e.g. speedup/slide_vs_tf_cpu_at_75pct).
+    A model with several runs in the table (a sweep over threads or hash settings) gets one
+    metric per run, the run's name appended. Only measured ratios: no NaN, no '>x' bounds
+    (those stay in the markdown table)."""
+    speedup_cols = [c for c in table.columns if c.startswith("speed-up vs ")]
+    rows = table[~table["model"].isin(BASELINES)]
+    several = rows["model"].value_counts()
+    metrics: dict[str, float] = {}
+    for row in rows.to_dict("records"):
+        for col in speedup_cols:
+            value = row[col]
+            if pd.isna(value) or not math.isfinite(float(value)):
+                continue
+            base, frac_text = col.removeprefix("speed-up vs ").split(" @")
+            key = f"speedup/{row['model']}_vs_{base}_at_{frac_text}"
+            key += f"/{row['run']}" if several[row["model"]] > 1 else ""
+            metrics[_metric_name(key)] = float(value)
+    return metrics
 
 
 if __name__ == "__main__":

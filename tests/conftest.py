@@ -3,11 +3,15 @@ and cache lives under pytest's tmp_path."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
@@ -30,3 +34,51 @@ def run_cli(args: list[str], tmp_path: Path, timeout: float = 600,
             f"paths.cache_dir={tmp_path}/cache", "+progress=false", *tracking]
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args, *base], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def job_runs(client: MlflowClient, experiment: str = "slide-bench") -> list:
+    """The runs of the experiment's jobs: every run but the sweeps' parent runs (tag kind=sweep,
+    experiments/sweep_run.py), which hold a sweep's reports, not training."""
+    exp = client.get_experiment_by_name(experiment)
+    return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("kind") != "sweep"]
+
+
+def sweep_runs(client: MlflowClient, experiment: str = "slide-bench") -> list:
+    """The sweeps' parent runs of the experiment."""
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], filter_string="tags.kind = 'sweep'")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """A real `mlflow server` on loopback (sqlite backend and artifacts under tmp_path), lean:
+    one worker, no job execution (STACK.md); yields its URL once it answers /health."""
+    port = _free_port()
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    server = subprocess.Popen(
+        [str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("the MLflow server did not come up")
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -195,6 +195,17 @@ def log_figure3_sweep(client: MlflowClient, exp_id: str, sweep_id: str) -> dict[
     return ids
 
 
+def log_sweep_parent(client: MlflowClient, exp_id: str, sweep_id: str,
+                     children: list[str]) -> str:
+    """A sweep's parent run as the harness makes it (tags kind=sweep, sweep_id; left RUNNING:
+    the harness ends it after the reports), the given runs made its children; returns its id."""
+    parent = client.create_run(exp_id, run_name=f"sweep {sweep_id}",
+                               tags={"kind": "sweep", "sweep_id": sweep_id})
+    for child in children:
+        client.set_tag(child, "mlflow.parentRunId", parent.info.run_id)
+    return parent.info.run_id
+
+
 def log_threads_sweep(client: MlflowClient, exp_id: str, sweep_id: str) -> None:
     """slide and tf_cpu at 1, 2, 4 threads: slide scales near-linearly, TF less."""
     job = 0

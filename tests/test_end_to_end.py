@@ -10,7 +10,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, job_runs, run_cli, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -19,9 +19,8 @@ TINY = ["dataset=synthetic_tiny", "train.eval_every=5", "train.log_every=2", "tr
 
 
 def runs_by_name(uri: str, experiment: str = "slide-bench") -> dict:
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    return {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    """The jobs' runs (not the sweeps' parent runs) by run name."""
+    return {r.info.run_name: r for r in job_runs(MlflowClient(tracking_uri=uri), experiment)}
 
 
 def test_sweep_tracks_learning_curves_and_survives_a_failing_job(tmp_path):
@@ -95,6 +94,8 @@ def test_ctrl_c_ends_the_run_killed_and_stops_the_sweep(tmp_path):
     assert len(runs) == 1, "the sweep went on after Ctrl-C"
     run = client.get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["status"] == "killed"
+    (sweep,) = sweep_runs(client)  # never left RUNNING: ended by the sweep process's exit hook
+    assert sweep.info.status == "KILLED" and sweep.data.tags["status"] == "killed"
     assert client.get_metric_history(run_id, "train/loss")  # kept what was logged
 
 
@@ -110,6 +111,7 @@ def test_default_preset_runs_every_model_and_writes_figure3(tmp_path):
     for model, run in by_model.items():
         if model == "tf_gpu":
             assert run.data.tags["status"] == "skipped" and "GPU" in run.data.tags["skip_reason"]
+            assert run.info.run_name.endswith("(skipped)")
         else:
             assert run.data.tags["status"] == "finished", (model, run.data.tags.get("failure"))
             assert run.data.metrics["final/iterations"] >= 1

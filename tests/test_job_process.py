@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from experiments import job
 from experiments.job import HUGE_PAGES_TUNABLE, _environment, isolated_environment
 from experiments.sysinfo import start_environment
-from tests.conftest import run_cli
+from tests.conftest import job_runs, run_cli
 
 
 def _report_start_environment(queue) -> None:
@@ -62,8 +62,7 @@ def test_in_process_jobs_report_their_own_peak_memory_and_threads(tmp_path):
                       "dataset=synthetic_tiny", "train.epochs=1", "train.eval_every=100"], tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    exp = client.get_experiment_by_name("slide-bench")
-    runs = {r.data.params["model.params.L"]: r for r in client.search_runs([exp.experiment_id])}
+    runs = {r.data.params["model.params.L"]: r for r in job_runs(client)}
     big, small = runs["400"].data, runs["2"].data
     assert big.tags["peak_rss_scope"] == small.tags["peak_rss_scope"] == "job"
     assert big.metrics["mem/peak_rss_mb"] > small.metrics["mem/peak_rss_mb"] + 300, (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SHARED_DATASETS, run_cli
+from tests.conftest import SHARED_DATASETS, job_runs, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +31,8 @@ SEEDS = (0, 1)  # SLIDE runs HOGWILD on 2 threads (not bit-reproducible): compar
 def final_p_at_1(uri: str) -> dict[tuple[str, int], float]:
     """final/p_at_1 of every run, keyed by (model, seed)."""
     client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name("slide-bench")
     return {(r.data.tags["model"], int(r.data.params["seed"])): r.data.metrics["final/p_at_1"]
-            for r in client.search_runs([exp.experiment_id])}
+            for r in job_runs(client)}
 
 
 @pytest.mark.parametrize("dataset", sorted(CASES))

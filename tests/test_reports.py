@@ -304,23 +304,38 @@ def _hydra_config(tmp_path: Path, uri: str, experiment: str):
                              "tracking": {"uri": uri, "experiment": experiment}})
 
 
-def test_callback_writes_reports_into_the_sweep_and_logs_a_report_run(store, tmp_path, capsys):
+def test_callback_writes_reports_into_the_sweep_and_logs_them_to_its_parent_run(store, tmp_path,
+                                                                               capsys):
     client = store["client"]
     exp_id = client.create_experiment("callback", artifact_location=store["artifacts"])
-    fx.log_figure3_sweep(client, exp_id, str(tmp_path))
+    jobs = fx.log_figure3_sweep(client, exp_id, str(tmp_path))
+    parent = fx.log_sweep_parent(client, exp_id, str(tmp_path), list(jobs.values()))
     SweepReportCallback().on_multirun_end(_hydra_config(tmp_path, store["uri"], "callback"))
     out = capsys.readouterr().out
-    assert f"Figure 3: {tmp_path / 'figure3.png'}" in out
+    assert f"Figure 3: {tmp_path / 'figure3.png'}" in out and parent in out
     _assert_image(tmp_path / "figure3.png")
     assert (tmp_path / "time_to_accuracy.md").exists()
-    assert len(client.search_runs([exp_id])) == 6  # the training experiment holds jobs only
-    report_exp = client.get_experiment_by_name("callback-reports")
-    assert report_exp.artifact_location == store["artifacts"] + "/reports"
-    reports = client.search_runs([report_exp.experiment_id], "tags.kind = 'report'")
-    assert len(reports) == 1 and reports[0].data.tags["sweep_id"] == str(tmp_path)
-    logged = {Path(a.path).name for a in client.list_artifacts(reports[0].info.run_id, "report")}
+    assert len(client.search_runs([exp_id])) == 7  # the six jobs and their parent, nothing more
+    logged = {a.path for a in client.list_artifacts(parent)}
     assert {"figure3.png", "figure3.svg", "iterations.png", "time_to_accuracy.md",
             "time_to_accuracy.csv"} <= logged
+    # the headline: SLIDE against each baseline, the table's own numbers
+    table = pd.read_csv(tmp_path / "time_to_accuracy.csv").set_index("model")
+    metrics = client.get_run(parent).data.metrics
+    assert metrics["speedup/slide_vs_tf_cpu_at_75pct"] == pytest.approx(
+        table.loc["slide", "speed-up vs tf_cpu @75%"])
+    assert {k for k in metrics if k.startswith("speedup/slide_vs_numpy_dense")}
+    assert not any("vs_tf_gpu" in k or k.startswith("speedup/tf_") for k in metrics)
+
+
+def test_sweep_is_read_as_its_parent_runs_children(store):
+    client = store["client"]
+    exp_id = client.create_experiment("nested", artifact_location=store["artifacts"])
+    jobs = fx.log_figure3_sweep(client, exp_id, "/sweeps/nested")
+    fx.log_sweep_parent(client, exp_id, "/sweeps/nested", list(jobs.values())[:2])
+    runs = load_runs(client, "nested", "/sweeps/nested")
+    assert set(runs["run_id"]) == set(list(jobs.values())[:2])  # the parent itself is no row
+    assert len(load_runs(client, "nested")) == len(jobs)
 
 
 def test_callback_failure_is_reported_not_raised(store, tmp_path, capsys):
@@ -351,11 +366,11 @@ def test_real_tiny_sweep_builds_every_report(tmp_path):
     client = MlflowClient(uri)
     runs = load_runs(client, "e2e", str(sweep_dir))
     assert len(runs) == 2 and set(runs["status"]) == {"finished"}
-    assert len(client.search_runs([client.get_experiment_by_name("e2e").experiment_id])) == 2
-    (report,) = client.search_runs([client.get_experiment_by_name("e2e-reports").experiment_id])
-    assert report.data.tags["sweep_id"] == str(sweep_dir)
-    assert (tmp_path / "artifacts" / "reports" / report.info.run_id / "artifacts" / "report"
-            / "figure3.png").exists()
+    exp_id = client.get_experiment_by_name("e2e").experiment_id
+    (parent,) = client.search_runs([exp_id], "tags.kind = 'sweep'")
+    assert len(client.search_runs([exp_id])) == 3  # the two jobs and their sweep
+    assert parent.data.tags["sweep_id"] == str(sweep_dir)
+    assert (tmp_path / "artifacts" / parent.info.run_id / "artifacts" / "figure3.png").exists()
     hist = load_histories(client, runs)
     table = pd.read_csv(sweep_dir / "time_to_accuracy.csv")
     recomputed = time_to_accuracy_table(runs, hist)

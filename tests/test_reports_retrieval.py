@@ -284,15 +284,14 @@ def test_cli_writes_retrieval_and_tradeoff_with_its_table(store, tmp_path, capsy
 def test_callback_logs_the_new_reports_of_a_strategy_sweep(store, tmp_path, capsys):
     client = store["client"]
     exp_id = client.create_experiment("strategy-callback", artifact_location=store["artifacts"])
-    fx.log_strategy_sweep(client, exp_id, str(tmp_path))
+    jobs = fx.log_strategy_sweep(client, exp_id, str(tmp_path))
+    parent = fx.log_sweep_parent(client, exp_id, str(tmp_path), list(jobs))
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}},
                                "tracking": {"uri": store["uri"], "experiment": "strategy-callback"}})
     SweepReportCallback().on_multirun_end(config)
     assert "Sweep report ->" in capsys.readouterr().out
     _assert_png(tmp_path / "retrieval.png")
     _assert_png(tmp_path / "sparsity_tradeoff.png")
-    report_exp = client.get_experiment_by_name("strategy-callback-reports")
-    (report,) = client.search_runs([report_exp.experiment_id])
-    logged = {Path(a.path).name for a in client.list_artifacts(report.info.run_id, "report")}
+    logged = {a.path for a in client.list_artifacts(parent)}
     assert {"retrieval.png", "retrieval.svg", "sparsity_tradeoff.png", "sparsity_tradeoff.svg",
             "sparsity_tradeoff.csv", "sparsity_tradeoff.md", "time_to_accuracy.csv"} <= logged

@@ -2,18 +2,10 @@
 tracking server on loopback."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
+from tests.conftest import job_runs, run_cli, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -32,48 +24,16 @@ def test_parallel_sweep_loses_no_run_and_no_metric(tmp_path):
                       "tracking.flush_every_s=0", *TINY], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    exp = client.get_experiment_by_name("slide-bench")
-    runs = client.search_runs([exp.experiment_id])
+    runs = job_runs(client)
     assert sorted(r.data.params["seed"] for r in runs) == seeds.split(",")
+    (parent,) = sweep_runs(client)  # made in the launching process, read by the joblib workers
     for run in runs:
         assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         iterations = int(run.data.metrics["final/iterations"])
         counts = metric_counts(client, run)
         assert counts["train/loss"] == iterations  # log_every=1 and flushed on every call
         assert counts["eval/p_at_1"] >= 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def tracking_server(tmp_path):
-    port = _free_port()
-    mlflow_bin = Path(sys.executable).parent / "mlflow"
-    server = subprocess.Popen(
-        [str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail("the MLflow server did not come up")
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_sweep_logs_to_a_tracking_server(tmp_path, tracking_server):
@@ -81,7 +41,7 @@ def test_sweep_logs_to_a_tracking_server(tmp_path, tracking_server):
                      tracking_uri=tracking_server)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(tracking_uri=tracking_server)
-    runs = client.search_runs([client.get_experiment_by_name("slide-bench").experiment_id])
+    runs = job_runs(client)
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
     for run in runs:
         assert metric_counts(client, run)["eval/p_at_1"] >= 2

@@ -28,6 +28,10 @@ PARSER_VERSION = 1
 _WHOLE_FILE_LIMIT = 4 << 20  # files up to this size are hashed entirely
 _SAMPLE_BYTES = 64 << 10  # otherwise: head, tail and 32 evenly spread blocks of this size
 _N_SAMPLES = 32
+# Hex characters of a content digest that name a cache entry. This short key is also what a
+# run logs as its MLflow dataset digest (experiments.tracking), so the Dataset column of the
+# MLflow UI and the files under the cache folder name the same data the same way.
+KEY_CHARS = 20
 
 
 def file_key(path) -> str:
@@ -48,23 +52,30 @@ def file_key(path) -> str:
 
 def load_xmc_cached(path, cache_dir) -> XMCSplit:
     """read_xmc(path) through the cache in cache_dir (created if missing)."""
+    return load_xmc_keyed(path, cache_dir)[0]
+
+
+def load_xmc_keyed(path, cache_dir) -> tuple[XMCSplit, str]:
+    """load_xmc_cached, plus the cache key of the file (KEY_CHARS of its file_key), which
+    names its entry: (split, key)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"XMC data file not found: {path}")
     cache_dir = Path(cache_dir)
     prefix = f"{path.stem}-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]}"
-    entry = cache_dir / f"{prefix}-{file_key(path)[:20]}.npz"
+    key = file_key(path)[:KEY_CHARS]
+    entry = cache_dir / f"{prefix}-{key}.npz"
     cached = load_splits(entry)
     if cached is not None:
         log.info("loaded %s from cache %s", path, entry)
-        return cached["data"]
+        return cached["data"], key
     log.info("parsing %s (no cache entry %s)", path, entry.name)
     split = read_xmc(path)
     if store_or_warn(entry, {"data": split}):
         for stale in cache_dir.glob(f"{prefix}-*.npz"):  # entries of older versions of the file
             if stale != entry:
                 stale.unlink(missing_ok=True)
-    return split
+    return split, key
 
 
 def store_or_warn(entry: Path, splits: dict[str, XMCSplit]) -> bool:

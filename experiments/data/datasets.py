@@ -12,6 +12,9 @@ Kinds:
 
 For "xmc", n_train / n_test / n_features / n_labels are optional expectations: when set, the
 files must match them (a guard against pointing at the wrong files).
+
+A loaded Dataset also says where it came from (Dataset.inputs: one DataInput per cache entry,
+with the entry's key), which every run logs as its MLflow dataset inputs.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from experiments.data import synthetic
-from experiments.data.cache import load_splits, load_xmc_cached, store_or_warn
+from experiments.data.cache import KEY_CHARS, load_splits, load_xmc_keyed, store_or_warn
 from experiments.data.xmc import XMCSplit
 
 log = logging.getLogger(__name__)
@@ -66,21 +69,32 @@ class DatasetConfig:
     lr: float = 1e-3
 
 
+class DataInput(NamedTuple):
+    """One cache entry a dataset was loaded from: what the run trained or evaluated on, as
+    MLflow's dataset tracking records it (experiments.tracking.dataset_inputs)."""
+
+    splits: str  # which splits it holds: "train", "test" or "train+test"
+    key: str  # the cache key naming the entry: a digest of the file's content / the generator spec
+    path: Optional[str] = None  # the text file it was parsed from (absolute), or
+    generator: Optional[dict] = None  # the spec it was generated from (synthetic data)
+
+
 class Dataset(NamedTuple):
     name: str
     train: XMCSplit
     test: XMCSplit
     n_features: int
     n_labels: int
+    inputs: tuple[DataInput, ...] = ()  # where the splits came from, one per cache entry
 
 
 def load_dataset(cfg, cache_dir: Path) -> Dataset:
     """Load (or generate) the dataset described by cfg, a DatasetConfig or Hydra's DictConfig."""
     kind = cfg.kind
     if kind == "synthetic":
-        train, test = _load_synthetic(synthetic_spec(cfg), Path(cache_dir), cfg.name)
+        train, test, inputs = _load_synthetic(synthetic_spec(cfg), Path(cache_dir), cfg.name)
     elif kind == "xmc":
-        train, test = _load_xmc(cfg, Path(cache_dir))
+        train, test, inputs = _load_xmc(cfg, Path(cache_dir))
         _check_expected(cfg, train, test)
     else:
         raise ValueError(f"dataset {cfg.name!r}: kind must be one of {KINDS}, got {kind!r}")
@@ -90,7 +104,7 @@ def load_dataset(cfg, cache_dir: Path) -> Dataset:
                          f"{test.labels.n_cols}")
     log.info("dataset %s: %d train, %d test points, %d features, %d labels", cfg.name,
              train.n_points, test.n_points, train.features.n_cols, train.labels.n_cols)
-    return Dataset(cfg.name, train, test, train.features.n_cols, train.labels.n_cols)
+    return Dataset(cfg.name, train, test, train.features.n_cols, train.labels.n_cols, inputs)
 
 
 def synthetic_spec(cfg) -> synthetic.SyntheticSpec:
@@ -105,21 +119,27 @@ def synthetic_spec(cfg) -> synthetic.SyntheticSpec:
 
 
 def _load_synthetic(spec: synthetic.SyntheticSpec, cache_dir: Path,
-                    name: str) -> tuple[XMCSplit, XMCSplit]:
-    text = json.dumps({"v": synthetic.GENERATOR_VERSION, **dataclasses.asdict(spec)},
-                      sort_keys=True)
-    entry = cache_dir / f"synthetic-{name}-{hashlib.sha256(text.encode()).hexdigest()[:20]}.npz"
+                    name: str) -> tuple[XMCSplit, XMCSplit, tuple[DataInput, ...]]:
+    generator = {"v": synthetic.GENERATOR_VERSION, **dataclasses.asdict(spec)}
+    key = hashlib.sha256(json.dumps(generator, sort_keys=True).encode()).hexdigest()[:KEY_CHARS]
+    inputs = (DataInput("train+test", key, generator=generator),)
+    entry = cache_dir / f"synthetic-{name}-{key}.npz"
     cached = load_splits(entry)
     if cached is not None and set(cached) == {"train", "test"}:
         log.info("loaded synthetic dataset %s from %s", name, entry)
-        return cached["train"], cached["test"]
+        return cached["train"], cached["test"], inputs
     log.info("generating synthetic dataset %s (%s)", name, spec)
     train, test = synthetic.generate(spec)
     store_or_warn(entry, {"train": train, "test": test})
-    return train, test
+    return train, test, inputs
 
 
-def _load_xmc(cfg, cache_dir: Path) -> tuple[XMCSplit, XMCSplit]:
+def _load_file(path, splits: str, cache_dir: Path) -> tuple[XMCSplit, DataInput]:
+    split, key = load_xmc_keyed(path, cache_dir)
+    return split, DataInput(splits, key, path=str(Path(path).resolve()))
+
+
+def _load_xmc(cfg, cache_dir: Path) -> tuple[XMCSplit, XMCSplit, tuple[DataInput, ...]]:
     pair = [cfg.train_path, cfg.test_path]
     single = [cfg.data_path, cfg.train_split_path, cfg.test_split_path]
     layouts = [paths for paths in (pair, single) if any(p is not None for p in paths)]
@@ -129,13 +149,17 @@ def _load_xmc(cfg, cache_dir: Path) -> tuple[XMCSplit, XMCSplit]:
     for paths in layouts:
         if all(p is not None and Path(p).is_file() for p in paths):
             if paths is pair:
-                return (load_xmc_cached(cfg.train_path, cache_dir),
-                        load_xmc_cached(cfg.test_path, cache_dir))
-            data = load_xmc_cached(cfg.data_path, cache_dir)
+                (train, train_input), (test, test_input) = (
+                    _load_file(cfg.train_path, "train", cache_dir),
+                    _load_file(cfg.test_path, "test", cache_dir))
+                return train, test, (train_input, test_input)
+            # one file holds both splits; the split files pick its rows (they are job params)
+            data, data_input = _load_file(cfg.data_path, "train+test", cache_dir)
             return (_take(data, read_split_indices(cfg.train_split_path, cfg.split_column,
                                                    data.n_points)),
                     _take(data, read_split_indices(cfg.test_split_path, cfg.split_column,
-                                                   data.n_points)))
+                                                   data.n_points)),
+                    (data_input,))
     looked = "; ".join(", ".join(str(p) for p in paths) for paths in layouts)
     raise FileNotFoundError(f"dataset {cfg.name!r}: data files not found (looked for: {looked}). "
                             f"Nothing is downloaded at run time. Where to get them: "
