@@ -17,7 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from experiments.job import STATUS_FILE, source_tags
-from experiments.sweep_run import end_at_exit, end_sweep_run, start_sweep_run
+from experiments.sweep_run import end_at_exit, end_sweep_run, start_sweep_run, ui_link
 from experiments.sysinfo import machine_tags
 from experiments.tracking import Tracker, ensure_store
 
@@ -63,6 +63,8 @@ class SweepRunCallback(Callback):
             return
         statuses = [s["status"] for s in _collect_statuses(Path(config.hydra.sweep.dir))]
         end_sweep_run(self.tracker, statuses)
+        experiment_id = self.tracker.client.get_run(self.tracker.run_id).info.experiment_id
+        print(f"MLflow: {ui_link(str(config.tracking.uri), experiment_id)}", flush=True)  # user-facing
 
 
 class JobStatusCallback(Callback):

@@ -8,12 +8,12 @@ run; the child attaches to it; if the child dies without ending the run (killed 
 segfault), the parent marks it FAILED.
 
 A job of a `-m` sweep is a child of the sweep's parent run (experiments.sweep_run). A job that
-cannot run here (JobSkipped: tf_gpu without a GPU) ends FINISHED, named "<label> (skipped)",
+cannot run here (JobSkipped: tf_gpu without a GPU) ends FINISHED, named "[skipped] <label>",
 with its reason as tag skip_reason and as the run's description. Not KILLED (MLflow: stopped by
 the user; this harness: Ctrl-C) nor FAILED (something broke, and the sweep exits non-zero): a
-skip is a recorded outcome of a job that did all it could. The name is what makes it visible,
-because it is the one column every view of the runs table shows; reports go by the tag
-status=skipped and draw no curve for it.
+skip is a recorded outcome of a job that did all it could. The name is what makes it visible:
+it is the one column every view of the runs table shows, and a prefix because the UI cuts
+long names short. Reports go by the tag status=skipped and draw no curve for it.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ from experiments.tracking import Tracker, flatten
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "job_status.json"  # written into the job's output folder; read by the sweep callback
-SKIPPED_SUFFIX = " (skipped)"  # appended to a skipped job's run name
+SKIPPED_PREFIX = "[skipped] "  # a skipped job's run name starts with it
 
 
 def check_model_params(model_cfg: DictConfig) -> None:
@@ -128,7 +128,7 @@ def _end_failed(tracker: Tracker, error: Exception, what: str) -> str:
 def _end_skipped(tracker: Tracker, label: str, reason: str) -> str:
     """End the run of a job that could not run here, visibly (module docstring)."""
     log.warning("%s skipped: %s", label, reason)
-    tracker.rename(label + SKIPPED_SUFFIX)
+    tracker.rename(SKIPPED_PREFIX + label)
     tracker.end("FINISHED", {"status": "skipped", "skip_reason": reason,
                              MLFLOW_RUN_NOTE: f"Skipped: {reason}"})
     return "skipped"

@@ -39,6 +39,11 @@ from experiments.tracking import Tracker, _with_retries
 
 log = logging.getLogger(__name__)
 
+# MLflow 3.17's UI lays a page out for GenAI or for model training by a per-browser toggle
+# (default GenAI, kept in the browser's localStorage), not by the experiment's
+# mlflow.experimentKind tag (mlflow/mlflow#24498); this URL parameter selects model training.
+UI_TRAINING_VIEW = "?workflowType=machine_learning"
+LOCAL_UI = "http://127.0.0.1:5000"  # where the README's `mlflow ui` command serves a local store
 PARENT_RUN_FILE = "mlflow_parent_run.json"  # in the sweep folder: {"run_id", "uri", "experiment"}
 SWEEP_KIND = "sweep"  # tag kind=sweep marks a parent run (reports.load skips it as a result)
 
@@ -111,6 +116,16 @@ def parent_run_id(sweep_dir: str | Path, uri: str, experiment: str) -> str | Non
                     found.get("run_id"), found.get("uri"), found.get("experiment"), uri, experiment)
         return None
     return found.get("run_id")
+
+
+def ui_link(uri: str, experiment_id: str) -> str:
+    """Where to look at the sweep: the experiment's runs page in the MLflow UI, in its model
+    training view. A tracking server serves the UI itself; a local store needs `mlflow ui`."""
+    page = f"/#/experiments/{experiment_id}/runs{UI_TRAINING_VIEW}"
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/") + page
+    return (f"{LOCAL_UI}{page} (start the UI first: mlflow ui --backend-store-uri {uri} "
+            f"--host 127.0.0.1 --port 5000 --workers 1)")
 
 
 def sweep_status(job_statuses: Sequence[str]) -> str:

@@ -185,10 +185,11 @@ class Tracker:
         training happens (an isolated job's child), so that on a cluster the samples describe
         the node that trains. None or 0: off.
 
-        Cost: one psutil read and two store calls (a status check, a log_batch) per sample on a
-        background thread; at the default 10 s that is ~0.1% of one core, below the noise of the
-        training clock. A last sample is taken when the block ends (the collector drops the one
-        it was gathering), so a job shorter than one interval has a point too."""
+        Cost: per sample, psutil reads and two store calls (the run's status, a log_batch) on a
+        background thread, ~7 ms of CPU on the local sqlite store; at the default 10 s that is
+        0.07% of one core (~0.1 s over a 150 s job), below the noise of the training clock.
+        A last sample is taken when the block ends (the collector drops the one it was
+        gathering), so a job shorter than one interval has a point too."""
         if not self.system_metrics_every_s:
             yield
             return

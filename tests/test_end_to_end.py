@@ -111,7 +111,7 @@ def test_default_preset_runs_every_model_and_writes_figure3(tmp_path):
     for model, run in by_model.items():
         if model == "tf_gpu":
             assert run.data.tags["status"] == "skipped" and "GPU" in run.data.tags["skip_reason"]
-            assert run.info.run_name.endswith("(skipped)")
+            assert run.info.run_name.startswith("[skipped] ")
         else:
             assert run.data.tags["status"] == "finished", (model, run.data.tags.get("failure"))
             assert run.data.metrics["final/iterations"] >= 1

@@ -35,7 +35,10 @@ def test_a_sweep_on_a_tracking_server_is_one_parent_run_with_its_jobs_data_and_r
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(tracking_uri=tracking_server)
     experiment = client.get_experiment_by_name("slide-bench")
-    assert experiment.tags[EXPERIMENT_KIND_TAG] == "custom_model_development"  # opens on the runs
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    # the sweep ends with a link to its runs in the UI's model-training view
+    assert (f"MLflow: {tracking_server}/#/experiments/{experiment.experiment_id}/runs"
+            "?workflowType=machine_learning") in result.stdout
 
     (parent,) = sweep_runs(client)
     jobs = {r.data.tags["model"]: r for r in job_runs(client)}
@@ -55,7 +58,7 @@ def test_a_sweep_on_a_tracking_server_is_one_parent_run_with_its_jobs_data_and_r
         assert '"n_labels": 300' in data.dataset.profile and '"n_train": 2000' in data.dataset.profile
 
     skipped, trained = jobs["tf_gpu"], jobs["numpy_dense"]
-    assert skipped.info.run_name.endswith("(skipped)") and skipped.info.status == "FINISHED"
+    assert skipped.info.run_name.startswith("[skipped] tf_gpu/") and skipped.info.status == "FINISHED"
     assert skipped.data.tags["status"] == "skipped"
     assert skipped.data.tags["mlflow.note.content"].startswith("Skipped: no GPU")
     # sampled in the job's own process, where it trained
