@@ -145,8 +145,11 @@ class Tracker:
         _with_retries(self.client.update_run, self.run_id, name=name)
 
     def log_dataset(self, dataset: Dataset) -> None:
-        """The run's data as MLflow dataset inputs (see dataset_inputs)."""
-        _with_retries(self.client.log_inputs, self.run_id, datasets=dataset_inputs(dataset))
+        """The run's data as MLflow dataset inputs (see dataset_inputs); nothing for a Dataset
+        that does not say where it came from."""
+        inputs = dataset_inputs(dataset)
+        if inputs:
+            _with_retries(self.client.log_inputs, self.run_id, datasets=inputs)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Buffered; written by flush()."""
