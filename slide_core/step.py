@@ -32,7 +32,9 @@ import numpy as np
 from numba import prange
 
 from slide_core._numba import jit_fast
-from slide_core.adam import adam_parallel, adam_serial, grouped_parallel, grouped_serial
+from slide_core.adam import (
+    adam_parallel, adam_serial, group_rows_parallel, group_rows_serial, grouped_parallel, grouped_serial,
+)
 from slide_core.hashing import hash_dense_into, hash_sparse_into
 from slide_core.rng import stream_seed
 from slide_core.twin import twin
@@ -430,7 +432,7 @@ class Kernels(types.SimpleNamespace):
 
 SERIAL = Kernels(forward=forward_serial, output=output_serial, backward=backward_serial,
                  adam=adam_serial, hash=hash_serial, select=select_serial,
-                 grouped=grouped_serial)
+                 grouped=grouped_serial, group_rows=group_rows_serial)
 PARALLEL = Kernels(forward=forward_parallel, output=output_parallel, backward=backward_parallel,
                    adam=adam_parallel, hash=hash_parallel, select=select_parallel,
-                   grouped=grouped_parallel)
+                   grouped=grouped_parallel, group_rows=group_rows_parallel)
