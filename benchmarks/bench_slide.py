@@ -35,6 +35,7 @@ import numpy as np
 from numba import prange
 
 from experiments.data.csr import CSR
+from experiments.sysinfo import peak_rss_mb
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 from slide_core.network import TIMERS
 
@@ -58,15 +59,6 @@ def random_batches(n_batches: int, batch: int, n_features: int, n_labels: int, s
             yr.append(np.unique(rng.integers(0, n_labels, int(rng.integers(1, 11)))).tolist())
         out.append((CSR.from_rows(xr, n_features, xv), CSR.from_rows(yr, n_labels)))
     return out
-
-
-def peak_rss_mb() -> float:
-    """This process's high-water mark (VmHWM)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 # ------------------------------------------------------------------ the machine

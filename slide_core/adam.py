@@ -19,8 +19,6 @@ from numba import prange
 
 from slide_core.twin import twin
 
-# part of this file's source hash, which Numba's cache keys on: bump when twin's options change
-COMPILE_OPTIONS_TAG = "fastmath+error_model=numpy/1"
 
 
 def adam_lr(lr: float, beta1: float, beta2: float, t: int) -> float:

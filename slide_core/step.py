@@ -37,14 +37,11 @@ from slide_core.adam import (
 )
 from slide_core.hashing import hash_dense_into, hash_sparse_into
 from slide_core.rng import stream_seed
-from slide_core.twin import twin
-
-# part of this file's source hash, which Numba's cache keys on: bump when twin's options change
-COMPILE_OPTIONS_TAG = "fastmath+error_model=numpy/1"
 from slide_core.sampling import (
     ORACLE, STAMP_STRIDE, THRESHOLD, TOPK, VANILLA,
     count_select, force_labels, oracle_select, pad_random, score_all, union_select,
 )
+from slide_core.twin import twin
 
 # columns of the per-chunk statistics rows
 ST_SAMPLES, ST_ACTIVE, ST_LABELS, ST_RETRIEVED, ST_CANDIDATES, ST_MULTS = 0, 1, 2, 3, 4, 5
