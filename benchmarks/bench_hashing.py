@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import time
 
 import numba
 import numpy as np
 
+from experiments.sysinfo import peak_rss_mb
 from slide_core._numba import jit
 from slide_core.hashing import hash_dense_into, hash_rows, hash_rows_table_major, make_hash_functions, scratch_sizes
 from slide_core.tables import (build_tables, build_tables_table_major, max_candidates, query_counts_into,
@@ -50,10 +50,6 @@ def _counts_many(tables, qkeys, counts, touched):
             counts[touched[j]] = 0
         total += n
     return total
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def bench_per_vector(family, K, L, dim, n_vec, rng):

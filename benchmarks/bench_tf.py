@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments.sysinfo import peak_rss_mb  # noqa: E402  (the job's own measure: VmHWM)
 
 
 def synthetic_csr(rng: np.random.Generator, n_rows: int, n_cols: int, mean_nnz: float, min_nnz: int):
@@ -45,10 +46,6 @@ def synthetic_csr(rng: np.random.Generator, n_rows: int, n_cols: int, mean_nnz: 
     indices = rng.integers(0, n_cols, int(indptr[-1]), dtype=np.int32)
     data = rng.random(int(indptr[-1]), dtype=np.float32)
     return CSR(indptr, indices, data, n_cols)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def minor_faults() -> int:

@@ -17,6 +17,14 @@ GIL release and fast-math are decided here and nowhere else:
 Thread count is set by the caller with ``numba.set_num_threads``; kernels never read it
 from the environment.
 
+On-disk cache: Numba keys a cached kernel on its own bytecode and its file's modification
+stamp, not on the compile options and not on callees in other files that it inlined (a
+changed sampling.py would leave step.py's cached kernels stale; so would new options in
+twin.py: it happened once, Adam ran unvectorised at 40% speed). So at import, before any
+kernel is decorated, `_drop_stale_cache` hashes every source file of slide_core, and when
+the hash differs from the one the cache was built with, deletes the engine's cache files:
+any change to the engine recompiles all of it, once.
+
 ``run_threads`` runs a serial ``nogil`` kernel on several argument tuples from a few Python
 threads: for the coarse-grained table maintenance kernels (hash_rows, build_tables) it
 replaces ``parallel=True``, whose parfor compile (the whole inlined body optimised again
@@ -25,9 +33,49 @@ for the gufunc) cost ~15 s of cold compile for the blocked hash_rows alone.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
+
+_ROOT = Path(__file__).resolve().parent
+_STAMP = _ROOT / "__pycache__" / "numba-sources.sha256"
+
+
+def sources_digest() -> str:
+    """sha256 of every slide_core source file (paths and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(_ROOT.rglob("*.py")):
+        h.update(path.relative_to(_ROOT).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _drop_stale_cache() -> None:
+    """Delete slide_core's Numba cache files unless they were built from these sources."""
+    digest = sources_digest()
+    try:
+        if _STAMP.read_text() == digest:
+            return
+    except OSError:
+        pass
+    for path in _ROOT.rglob("__pycache__/*.nb[ic]"):
+        try:
+            path.unlink()
+        except OSError:  # another process starting at the same moment removed it first
+            pass
+    try:
+        _STAMP.parent.mkdir(exist_ok=True)
+        tmp = _STAMP.with_name(f"{_STAMP.name}.{os.getpid()}")
+        tmp.write_text(digest)
+        tmp.replace(_STAMP)
+    except OSError:  # read-only install: Numba then caches elsewhere (or not at all)
+        pass
+
+
+_drop_stale_cache()
 
 jit = functools.partial(numba.njit, cache=True, nogil=True)
 jit_fast = functools.partial(numba.njit, cache=True, nogil=True, fastmath=True)

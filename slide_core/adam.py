@@ -17,11 +17,8 @@ import math
 import numpy as np
 from numba import prange
 
-from slide_core._numba import jit
 from slide_core.twin import twin
 
-# part of this file's source hash, which Numba's cache keys on: bump when twin's options change
-COMPILE_OPTIONS_TAG = "fastmath+error_model=numpy/1"
 
 
 def adam_lr(lr: float, beta1: float, beta2: float, t: int) -> float:
@@ -79,63 +76,83 @@ def adam_update(kernel, p, batch_id: int, mode: int, lr: float, beta1: float, be
            p.bias_stamp, batch_id, mode, lr_t, beta1, beta2, eps, max(1, min(n_chunks, p.b.shape[0])))
 
 
-@jit
-def group_rows(ids, cnt, has_grad, row_count, touched_rows, row_ptr, pairs, row_stamp, bias_stamp, batch_id):
-    """Group the batch's (sample, slot) pairs by output neuron (counting sort, serial).
+def _group_rows_impl(ids, cnt, has_grad, row_count, touched_rows, n_touched, row_ptr, pairs, row_stamp,
+                     bias_stamp, batch_id, n_chunks):
+    """Group the batch's (sample, slot) pairs by output neuron (a counting sort per chunk).
 
-    Returns n_touched; rows touched_rows[:n] in ascending order, the pairs of row t at
-    pairs[row_ptr[t]:row_ptr[t+1]] as flat indices s * cap + i, in sample order (so the
-    gradient sum is deterministic). row_count (n_out zeros) is restored to zeros."""
+    Chunk c owns the rows [c * n_out // n_chunks, (c + 1) * n_out // n_chunks): it scans every
+    pair, keeps those of its rows, and writes only its own rows' counters and stamps and its
+    own lists, so the chunks share nothing. Its touched rows are touched_rows[c, :n] in
+    ascending order (n_touched[c] = n), the pairs of its t-th row are
+    pairs[c, row_ptr[c, t]:row_ptr[c, t + 1]] as flat indices s * cap + i in sample order, so
+    every row's gradient is summed in the same order whatever the chunk count: the parallel
+    variant gives the serial one's result bit for bit. row_count (n_out zeros) is restored to
+    zeros."""
     cap = ids.shape[1]
-    n_t = 0
-    for s in range(ids.shape[0]):
-        if has_grad[s] == 0:
-            continue
-        for i in range(cnt[s]):
-            a = ids[s, i]
-            if row_count[a] == 0:
-                touched_rows[n_t] = a
-                n_t += 1
-            row_count[a] += 1
-    # rows in ascending order (a scan of the counts, cheaper than a sort): the Adam pass then
-    # walks W, m, v forwards, which the hardware prefetchers follow
-    if n_t * 8 > row_count.shape[0]:
+    n_out = row_count.shape[0]
+    for c in prange(n_chunks):
+        lo = c * n_out // n_chunks
+        hi = (c + 1) * n_out // n_chunks
+        rows = touched_rows[c]
+        ptr = row_ptr[c]
+        out = pairs[c]
         n_t = 0
-        for a in range(row_count.shape[0]):
-            if row_count[a] > 0:
-                touched_rows[n_t] = a
-                n_t += 1
-    else:
-        touched_rows[:n_t].sort()
-    pos = 0
-    for t in range(n_t):
-        a = touched_rows[t]
-        c = row_count[a]
-        row_ptr[t] = pos
-        row_count[a] = pos  # becomes the write cursor of row a
-        pos += c
-    row_ptr[n_t] = pos
-    for s in range(ids.shape[0]):
-        if has_grad[s] == 0:
-            continue
-        for i in range(cnt[s]):
-            a = ids[s, i]
-            pairs[row_count[a]] = s * cap + i
-            row_count[a] += 1
-    for t in range(n_t):
-        a = touched_rows[t]
-        row_count[a] = 0
-        row_stamp[a] = batch_id
-        bias_stamp[a] = batch_id
-    return n_t
+        for s in range(ids.shape[0]):
+            if has_grad[s] == 0:
+                continue
+            for i in range(cnt[s]):
+                a = ids[s, i]
+                if a < lo or a >= hi:
+                    continue
+                if row_count[a] == 0:
+                    rows[n_t] = a
+                    n_t += 1
+                row_count[a] += 1
+        # rows in ascending order (a scan of the counts when dense, cheaper than a sort): the
+        # Adam pass then walks W, m, v forwards, which the hardware prefetchers follow
+        if n_t * 8 > hi - lo:
+            n_t = 0
+            for a in range(lo, hi):
+                if row_count[a] > 0:
+                    rows[n_t] = a
+                    n_t += 1
+        else:
+            rows[:n_t].sort()
+        pos = 0
+        for t in range(n_t):
+            a = rows[t]
+            k = row_count[a]
+            ptr[t] = pos
+            row_count[a] = pos  # becomes the write cursor of row a
+            pos += k
+        ptr[n_t] = pos
+        for s in range(ids.shape[0]):
+            if has_grad[s] == 0:
+                continue
+            for i in range(cnt[s]):
+                a = ids[s, i]
+                if a < lo or a >= hi:
+                    continue
+                out[row_count[a]] = s * cap + i
+                row_count[a] += 1
+        for t in range(n_t):
+            a = rows[t]
+            row_count[a] = 0
+            row_stamp[a] = batch_id
+            bias_stamp[a] = batch_id
+        n_touched[c] = n_t
 
 
-def _grouped_impl(W, m, v, b, mb, vb, touched_rows, n_t, row_ptr, pairs, dz, H, gbuf, lr_t, b1, b2, eps,
+group_rows_serial, group_rows_parallel = twin(_group_rows_impl)
+
+
+def _grouped_impl(W, m, v, b, mb, vb, touched_rows, n_touched, row_ptr, pairs, dz, H, gbuf, lr_t, b1, b2, eps,
                   n_chunks):
-    """Lazy Adam on the output rows the batch touched, assembling each row's gradient
-    sum_s dz[s, a] h_s on the fly (h_s: the dense hidden activations, cache-resident), so no
-    gradient array exists for the output layer: per touched row only W, m, v are read and
-    written once, and nothing races (each row belongs to one chunk)."""
+    """Lazy Adam on the output rows the batch touched (grouped by _group_rows_impl with the
+    same n_chunks), assembling each row's gradient sum_s dz[s, a] h_s on the fly (h_s: the
+    dense hidden activations, cache-resident), so no gradient array exists for the output
+    layer: per touched row only W, m, v are read and written once, and nothing races (each
+    row belongs to one chunk)."""
     n_cols = W.shape[1]
     cap = dz.shape[1]
     one_b1 = np.float32(1.0 - b1)
@@ -146,13 +163,16 @@ def _grouped_impl(W, m, v, b, mb, vb, touched_rows, n_t, row_ptr, pairs, dz, H, 
     eps_f = np.float32(eps)
     for c in prange(n_chunks):
         gr = gbuf[c]
-        for t in range(c * n_t // n_chunks, (c + 1) * n_t // n_chunks):
-            a = touched_rows[t]
+        rows = touched_rows[c]
+        ptr = row_ptr[c]
+        own = pairs[c]
+        for t in range(n_touched[c]):
+            a = rows[t]
             for k in range(n_cols):
                 gr[k] = 0.0
             gbias = np.float32(0.0)
-            for e in range(row_ptr[t], row_ptr[t + 1]):
-                p = pairs[e]
+            for e in range(ptr[t], ptr[t + 1]):
+                p = own[e]
                 s = p // cap
                 d = dz[s, p - s * cap]
                 gbias += d

@@ -33,6 +33,22 @@ class LayerParams(NamedTuple):
     bias_stamp: np.ndarray  # int64 (n_out,)
 
 
+INIT_STD = 0.01  # the reference code draws every weight from N(0, 0.01)
+
+
+def random_weights(sizes, seed: int, std: float = INIT_STD) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(W (n_in, n_out) float32 ~ N(0, std), b (n_out,) zeros) per layer] for layer sizes
+    (n_features, hidden..., n_labels), deterministic in seed: the one initialisation every
+    model of a comparison starts from (the harness passes it to SLIDE and to the baselines)."""
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        w = rng.standard_normal((n_in, n_out), dtype=np.float32)
+        w *= np.float32(std)
+        layers.append((w, np.zeros(n_out, dtype=np.float32)))
+    return layers
+
+
 def alloc(shape, dtype, fill=0) -> np.ndarray:
     """A filled array whose pages are faulted in now, not in the hot loop.
 

@@ -16,10 +16,10 @@ import time
 import numpy as np
 
 from slide_core import inference
-from slide_core.adam import DENSE, LAZY, UNTOUCHED, adam_lr, adam_update, group_rows
+from slide_core.adam import DENSE, LAZY, UNTOUCHED, adam_lr, adam_update
 from slide_core.config import LayerConfig, NetworkConfig
 from slide_core.hashing import HashFunctions, hash_rows, hash_rows_table_major, make_hash_functions
-from slide_core.layer import LayerParams, keras_weights, make_layer, neuron_rows
+from slide_core.layer import LayerParams, keras_weights, make_layer, neuron_rows, random_weights
 from slide_core.sampling import STRATEGY_CODES
 from slide_core.schedule import maintenance_due
 from slide_core.step import (
@@ -69,9 +69,7 @@ class SlideNetwork:
         self.threads = int(threads)
         sizes = config.sizes
         if initial_weights is None:
-            rng = np.random.default_rng([self.seed, 0x5EED])
-            initial_weights = [((rng.standard_normal((a, b), dtype=np.float32) * np.float32(0.01)),
-                                np.zeros(b, dtype=np.float32)) for a, b in zip(sizes[:-1], sizes[1:])]
+            initial_weights = random_weights(sizes, self.seed)
         if len(initial_weights) != len(config.layers):
             raise ValueError(f"initial_weights has {len(initial_weights)} layers, config has {len(config.layers)}")
         # the output layer's gradient is assembled in the grouped Adam (no gW array, no race)
@@ -253,12 +251,12 @@ class SlideNetwork:
         last = len(c.layers) - 1
         lw = ws.layers[last]
         p = self.params[last]
-        n_t = group_rows(lw.ids[:rows], lw.cnt[:rows], ws.has_grad[:rows], ws.grp_count, ws.grp_rows,
-                         ws.grp_ptr, ws.grp_pairs, p.row_stamp, p.bias_stamp, batch_id)
-        grouped = self.kernels.grouped
-        grouped(p.W, p.mW, p.vW, p.b, p.mb, p.vb, ws.grp_rows, n_t, ws.grp_ptr, ws.grp_pairs, lw.vals[:rows],
-                ws.layers[last - 1].vals[:rows], ws.grp_gbuf, adam_lr(c.lr, c.beta1, c.beta2, batch_id),
-                c.beta1, c.beta2, c.eps, ws.n_chunks)
+        k = self.kernels
+        k.group_rows(lw.ids[:rows], lw.cnt[:rows], ws.has_grad[:rows], ws.grp_count, ws.grp_rows, ws.grp_n,
+                     ws.grp_ptr, ws.grp_pairs, p.row_stamp, p.bias_stamp, batch_id, ws.n_chunks)
+        k.grouped(p.W, p.mW, p.vW, p.b, p.mb, p.vb, ws.grp_rows, ws.grp_n, ws.grp_ptr, ws.grp_pairs, lw.vals[:rows],
+                  ws.layers[last - 1].vals[:rows], ws.grp_gbuf, adam_lr(c.lr, c.beta1, c.beta2, batch_id),
+                  c.beta1, c.beta2, c.eps, ws.n_chunks)
 
     def _deferred_output_grad(self):
         """(gW (n_out, n_in), gb) of the output layer after _forward_backward in grouped mode

@@ -32,17 +32,16 @@ import numpy as np
 from numba import prange
 
 from slide_core._numba import jit_fast
-from slide_core.adam import adam_parallel, adam_serial, grouped_parallel, grouped_serial
+from slide_core.adam import (
+    adam_parallel, adam_serial, group_rows_parallel, group_rows_serial, grouped_parallel, grouped_serial,
+)
 from slide_core.hashing import hash_dense_into, hash_sparse_into
 from slide_core.rng import stream_seed
-from slide_core.twin import twin
-
-# part of this file's source hash, which Numba's cache keys on: bump when twin's options change
-COMPILE_OPTIONS_TAG = "fastmath+error_model=numpy/1"
 from slide_core.sampling import (
     ORACLE, STAMP_STRIDE, THRESHOLD, TOPK, VANILLA,
     count_select, force_labels, oracle_select, pad_random, score_all, union_select,
 )
+from slide_core.twin import twin
 
 # columns of the per-chunk statistics rows
 ST_SAMPLES, ST_ACTIVE, ST_LABELS, ST_RETRIEVED, ST_CANDIDATES, ST_MULTS = 0, 1, 2, 3, 4, 5
@@ -430,7 +429,7 @@ class Kernels(types.SimpleNamespace):
 
 SERIAL = Kernels(forward=forward_serial, output=output_serial, backward=backward_serial,
                  adam=adam_serial, hash=hash_serial, select=select_serial,
-                 grouped=grouped_serial)
+                 grouped=grouped_serial, group_rows=group_rows_serial)
 PARALLEL = Kernels(forward=forward_parallel, output=output_parallel, backward=backward_parallel,
                    adam=adam_parallel, hash=hash_parallel, select=select_parallel,
-                   grouped=grouped_parallel)
+                   grouped=grouped_parallel, group_rows=group_rows_parallel)

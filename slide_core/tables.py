@@ -28,7 +28,8 @@ import numba
 import numpy as np
 
 from slide_core._numba import jit, run_threads
-from slide_core.hashing.packing import mix64
+from slide_core.checks import check_int
+from slide_core.rng import mix64
 
 POLICIES = ("fifo", "reservoir")
 FIFO, RESERVOIR = 0, 1
@@ -214,11 +215,9 @@ def build_tables_table_major(keys_t: np.ndarray, range_pow: int, capacity: int =
 def _check_build_args(range_pow, capacity, policy, seed) -> None:
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-    for name, v, lo, hi in (("range_pow", range_pow, 1, 30), ("capacity", capacity, 1, None), ("seed", seed, 0, None)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-        if v < lo or (hi is not None and v > hi):
-            raise ValueError(f"{name} must be >= {lo}" + (f" and <= {hi}" if hi else "") + f", got {v}")
+    check_int("range_pow", range_pow, 1, 30)
+    check_int("capacity", capacity, 1)
+    check_int("seed", seed, 0)
 
 
 def _build_checked(keys_t: np.ndarray, range_pow, capacity, policy, seed, reuse=None) -> HashTables:

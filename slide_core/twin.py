@@ -14,11 +14,8 @@ def twin(fn):
     """(serial, parallel) dispatchers of one Python function (fastmath policy, see _numba).
 
     The copies get distinct qualified names so that Numba's on-disk cache keeps both (its
-    cache files are named after the function's qualified name). Beware: that cache is keyed
-    by a hash of the kernel's source FILE and the signature, NOT by the compile options, so
-    after changing the options here, bump COMPILE_OPTIONS_TAG in every file that uses twin
-    (or clear __pycache__/*.nb[ic]): otherwise machine code compiled with the old options
-    keeps loading (it did once: Adam ran unvectorised at 40% speed)."""
+    cache files are named after the function's qualified name). Changing the options here
+    recompiles every kernel: see _numba (the cache is dropped when any engine source changes)."""
 
     def clone(suffix):
         f = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)

@@ -48,9 +48,10 @@ class Workspace(NamedTuple):
     layers: tuple[LayerWork, ...]
     # grouped output-layer Adam (adam.group_rows / grouped_adam); size 1 when unused
     grp_count: np.ndarray  # int32 (n_out,): zeros between batches
-    grp_rows: np.ndarray  # int32 (rows * cap,)
-    grp_ptr: np.ndarray  # int64 (rows * cap + 1,)
-    grp_pairs: np.ndarray  # int64 (rows * cap,)
+    grp_rows: np.ndarray  # int32 (T, rows * cap): per chunk, the touched rows of its row range
+    grp_n: np.ndarray  # int64 (T,): how many
+    grp_ptr: np.ndarray  # int64 (T, rows * cap + 1)
+    grp_pairs: np.ndarray  # int64 (T, rows * cap)
     grp_gbuf: np.ndarray  # float32 (T, n_in): per-chunk gradient row
 
 
@@ -101,8 +102,10 @@ def make_workspace(layers: tuple[LayerConfig, ...], rows: int, label_room: int, 
     n_in = layers[-2].width if (grouped and len(layers) > 1) else 1
     return Workspace(
         grp_count=np.zeros(out.width if grouped else 1, dtype=np.int32),
-        grp_rows=np.zeros(n_pairs, dtype=np.int32), grp_ptr=np.zeros(n_pairs + 1, dtype=np.int64),
-        grp_pairs=np.zeros(n_pairs, dtype=np.int64), grp_gbuf=np.zeros((n_chunks, n_in), dtype=np.float32),
+        # per chunk room for every pair: a batch's labels may all fall in one chunk's rows
+        grp_rows=_per_chunk(n_chunks, n_pairs, np.int32), grp_n=np.zeros(n_chunks, dtype=np.int64),
+        grp_ptr=_per_chunk(n_chunks, n_pairs + 1, np.int64), grp_pairs=_per_chunk(n_chunks, n_pairs, np.int64),
+        grp_gbuf=np.zeros((n_chunks, n_in), dtype=np.float32),
         rows=rows, label_room=label_room, n_chunks=n_chunks,
         x_start=np.zeros(rows, dtype=np.int64), x_cnt=np.zeros(rows, dtype=np.int64),
         y_ptr=np.zeros(rows + 1, dtype=np.int64), losses=np.zeros(rows, dtype=np.float32),

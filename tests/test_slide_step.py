@@ -6,7 +6,10 @@ import pytest
 
 from experiments.data.csr import CSR
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
-from slide_core.adam import DENSE, LAZY, adam_lr, adam_parallel, adam_serial
+from slide_core.adam import (
+    DENSE, LAZY, adam_lr, adam_parallel, adam_serial, group_rows_parallel, group_rows_serial, grouped_parallel,
+    grouped_serial,
+)
 from tests import reference as ref
 
 N_FEAT, HID, N_OUT = 30, 16, 13  # 13: not a multiple of 8 on purpose
@@ -238,6 +241,61 @@ def test_adam_kernels_match_reference():
             np.testing.assert_allclose(args[1], em, rtol=1e-5, atol=1e-7)
             np.testing.assert_allclose(args[2], ev, rtol=1e-5, atol=1e-9)
             assert not args[3][touched].any(), "the gradient rows read are consumed"
+
+
+def _grouped_step(group_rows, grouped, n_chunks, seed=3):
+    """One grouped lazy-Adam step of a sparse output layer on random active sets; returns
+    (W, m, v, b, mb, vb, row_stamp) after it and the inputs."""
+    rng = np.random.default_rng(seed)
+    n_out, n_in, B, cap = 37, 6, 7, 9
+    ids = np.stack([rng.choice(n_out, cap, replace=False) for _ in range(B)]).astype(np.int32)
+    cnt = rng.integers(0, cap + 1, B).astype(np.int64)
+    has_grad = (rng.random(B) > 0.2).astype(np.uint8)
+    dz = rng.normal(size=(B, cap)).astype(np.float32)
+    H = np.maximum(rng.normal(size=(B, n_in)), 0).astype(np.float32)
+    W, m = rng.normal(size=(2, n_out, n_in)).astype(np.float32)
+    v = np.abs(rng.normal(size=(n_out, n_in))).astype(np.float32) * 0.01
+    b, mb = rng.normal(size=(2, n_out)).astype(np.float32)
+    vb = np.abs(rng.normal(size=n_out)).astype(np.float32) * 0.01
+    row_stamp, bias_stamp = np.zeros(n_out, dtype=np.int64), np.zeros(n_out, dtype=np.int64)
+    count = np.zeros(n_out, dtype=np.int32)
+    rows, n_t = np.zeros((n_chunks, B * cap), dtype=np.int32), np.zeros(n_chunks, dtype=np.int64)
+    ptr, pairs = np.zeros((n_chunks, B * cap + 1), dtype=np.int64), np.zeros((n_chunks, B * cap), dtype=np.int64)
+    inputs = (ids, cnt, has_grad, dz, H, W.copy(), m.copy(), v.copy(), b.copy(), mb.copy(), vb.copy())
+    group_rows(ids, cnt, has_grad, count, rows, n_t, ptr, pairs, row_stamp, bias_stamp, 5, n_chunks)
+    assert not count.any(), "the counters are restored to zeros"
+    for c in range(n_chunks):  # each chunk lists only rows of its own range, ascending
+        own = rows[c, :n_t[c]]
+        assert np.all(np.diff(own) > 0)
+        assert np.all((own >= c * n_out // n_chunks) & (own < (c + 1) * n_out // n_chunks))
+    grouped(W, m, v, b, mb, vb, rows, n_t, ptr, pairs, dz, H, np.zeros((n_chunks, n_in), dtype=np.float32),
+            adam_lr(1e-2, 0.9, 0.999, 5), 0.9, 0.999, 1e-8, n_chunks)
+    return (W, m, v, b, mb, vb, row_stamp), inputs
+
+
+def test_grouped_adam_equals_reference_and_is_the_same_for_any_chunk_count():
+    """The output layer's grouped lazy Adam: the gradient it assembles and its update equal a
+    numpy reference on the touched rows, leave the other rows untouched, and the parallel
+    variant (each chunk owning a range of rows) gives the serial result bit for bit."""
+    serial, (ids, cnt, has_grad, dz, H, W0, m0, v0, b0, mb0, vb0) = _grouped_step(group_rows_serial, grouped_serial, 1)
+    gW, gb = np.zeros(W0.shape), np.zeros(b0.shape)
+    for s in range(ids.shape[0]):
+        if has_grad[s]:
+            a = ids[s, :cnt[s]]
+            np.add.at(gW, a, dz[s, :cnt[s], None].astype(np.float64) * H[s].astype(np.float64))
+            np.add.at(gb, a, dz[s, :cnt[s]].astype(np.float64))
+    touched = np.unique(np.concatenate([ids[s, :cnt[s]] for s in range(ids.shape[0]) if has_grad[s]]))
+    eW, em, ev = ref.adam_lazy(W0.astype(np.float64), m0, v0, gW, touched, 5, 1e-2, 0.9, 0.999, 1e-8)
+    eb, emb, evb = ref.adam_lazy(b0.astype(np.float64), mb0, vb0, gb, touched, 5, 1e-2, 0.9, 0.999, 1e-8)
+    for got, want in zip(serial[:6], (eW, em, ev, eb, emb, evb)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    untouched = np.setdiff1d(np.arange(W0.shape[0]), touched)
+    assert np.array_equal(serial[0][untouched], W0[untouched]) and np.array_equal(serial[1][untouched], m0[untouched])
+    assert set(np.flatnonzero(serial[6] == 5)) == set(touched)
+    for n_chunks in (2, 3):
+        parallel, _ = _grouped_step(group_rows_parallel, grouped_parallel, n_chunks)
+        for got, want in zip(parallel, serial):
+            assert np.array_equal(got, want), f"{n_chunks} chunks differ from the serial result"
 
 
 def test_serial_runs_are_bit_identical():

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from experiments.data.csr import CSR
+from slide_core.layer import INIT_STD
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class ModelContext:
     seed: int = 0
     threads: int = 1  # CPU threads the model may use (numba / TF intra-op)
     batch_size: int = 128
-    init_std: float = 0.01  # weights ~ N(0, init_std), biases 0... see experiments.models.init
+    init_std: float = INIT_STD  # weights ~ N(0, init_std), biases 0: slide_core.layer.random_weights
     adam: str = "lazy"  # train.adam: "lazy" (rows the batch touched) | "dense" (every weight every step)
     # training-set count of every label (int64, n_labels), for samplers that follow the data
     label_counts: np.ndarray | None = field(default=None, compare=False, repr=False)

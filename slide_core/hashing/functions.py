@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from slide_core.checks import check_int
 from slide_core.hashing.densify import MAX_ATTEMPTS_LIMIT, MAX_BINS
 from slide_core.hashing.dwta import make_bins
 from slide_core.hashing.packing import PACK_EXACT, PACK_REFERENCE_LN, PACKINGS, packing_layout
@@ -52,16 +53,6 @@ class HashFunctions(NamedTuple):
     bin_coord: np.ndarray   # int32[bin_size, K*L] DWTA/DOPH coordinate at position j of bin b
 
 
-def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {rng}, got {value}")
-    return value
-
-
 def make_hash_functions(family: str, dim: int, K: int, L: int, range_pow: int, seed: int, *,
                         bin_size: int = 8, simhash_density: float = 1 / 3, doph_topk: int = 30,
                         packing: str = "exact", max_attempts: int = 100) -> HashFunctions:
@@ -74,12 +65,12 @@ def make_hash_functions(family: str, dim: int, K: int, L: int, range_pow: int, s
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     if packing not in PACKINGS:
         raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}")
-    dim = _check_int("dim", dim, 1)
-    K = _check_int("K", K, 1)
-    L = _check_int("L", L, 1)
-    range_pow = _check_int("range_pow", range_pow, 1, MAX_RANGE_POW)
-    seed = _check_int("seed", seed, 0)
-    max_attempts = _check_int("max_attempts", max_attempts, 0, MAX_ATTEMPTS_LIMIT)
+    dim = check_int("dim", dim, 1)
+    K = check_int("K", K, 1)
+    L = check_int("L", L, 1)
+    range_pow = check_int("range_pow", range_pow, 1, MAX_RANGE_POW)
+    seed = check_int("seed", seed, 0)
+    max_attempts = check_int("max_attempts", max_attempts, 0, MAX_ATTEMPTS_LIMIT)
     n_codes = K * L
     if n_codes >= MAX_BINS:
         raise ValueError(f"K*L must be < {MAX_BINS}, got {n_codes}")
@@ -89,9 +80,9 @@ def make_hash_functions(family: str, dim: int, K: int, L: int, range_pow: int, s
             raise ValueError(f"simhash_density must be in (0, 1], got {simhash_density}")
         bin_size, code_range, topk = 0, 2, 0
     else:
-        bin_size = _check_int("bin_size", bin_size, 2)
+        bin_size = check_int("bin_size", bin_size, 2)
         code_range = bin_size
-        topk = _check_int("doph_topk", doph_topk, 1) if fam == DOPH else 0
+        topk = check_int("doph_topk", doph_topk, 1) if fam == DOPH else 0
     code_bits, shifts, fold = packing_layout(packing, K, code_range, range_pow)
 
     rng = np.random.default_rng(np.random.SeedSequence(seed))

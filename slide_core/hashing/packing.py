@@ -29,16 +29,12 @@ import math
 import numpy as np
 
 from slide_core._numba import jit
+from slide_core.rng import mix64
 
 PACKINGS = ("exact", "reference_ln")
 PACK_EXACT = 0
 PACK_REFERENCE_LN = 1
 
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
 _ONE = np.uint64(1)
 
 
@@ -69,14 +65,6 @@ def packing_layout(packing: str, K: int, code_range: int, range_pow: int) -> tup
             f"K={K} codes of {bits} bits do not fit in 64 bits even before folding; use a smaller K")
     fold = int(max_key >= 2**range_pow)
     return bits, shifts, fold
-
-
-@jit
-def mix64(z):
-    """splitmix64 finaliser: a bijection on uint64 with good avalanche."""
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
 
 
 @jit
