@@ -97,15 +97,29 @@ def test_hash_rows_equals_row_by_row(family):
     assert hash_rows(hf, np.zeros((0, 30), np.float32)).shape == (0, 7)
 
 
-def test_hash_into_uses_only_given_scratch():
-    hf = make_hash_functions("doph", 30, 3, 4, 9, seed=4, doph_topk=6)
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("bin_size", [4, 8])
+def test_scratch_sizes_suffice_for_the_largest_inputs(family, bin_size):
+    """hash_dense_into / hash_sparse_into on the largest inputs (a full dense vector; every
+    coordinate as a sparse entry) touch nothing past scratch_sizes(hf): the guard cells after
+    each scratch row keep their sentinel, and the keys equal the reference's although the
+    scratch rows start full of garbage."""
+    dim, guard = 96, 64
+    hf = make_hash_functions(family, dim, 3, 5, 9, seed=2, bin_size=bin_size, doph_topk=dim // 2)
     n_f, n_i = scratch_sizes(hf)
-    assert (n_f, n_i) == (6, 3 * 4 + 6)
-    vec = np.random.default_rng(3).standard_normal(30).astype(np.float32)
-    out = np.empty(4, np.int32)
-    # garbage in the scratch rows must not matter
-    hash_dense_into(hf, vec, out, np.full(n_f, np.nan, np.float32), np.full(n_i, -7, np.int32))
-    np.testing.assert_array_equal(out, ref.keys(hf, vec))
+    vec = (np.random.default_rng(5).permutation(dim) - dim / 2 + 0.5).astype(np.float32)  # distinct, non-zero
+    idx = np.arange(dim, dtype=np.int32)
+    for call in ("dense", "sparse"):
+        buf_f = np.concatenate([np.full(n_f, np.nan), np.full(guard, 1.25e30)]).astype(np.float32)
+        buf_i = np.concatenate([np.full(n_i, -7), np.full(guard, -123456789)]).astype(np.int32)
+        out = np.empty(hf.L, np.int32)
+        if call == "dense":
+            hash_dense_into(hf, vec, out, buf_f[:n_f], buf_i[:n_i])
+        else:
+            hash_sparse_into(hf, idx, vec, out, buf_f[:n_f], buf_i[:n_i])
+        assert (buf_f[n_f:] == np.float32(1.25e30)).all(), f"{call}: float scratch overrun"
+        assert (buf_i[n_i:] == -123456789).all(), f"{call}: int scratch overrun"
+        np.testing.assert_array_equal(out, ref.keys(hf, vec))
 
 
 def test_same_seed_same_functions_other_seed_differs():

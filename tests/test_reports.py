@@ -257,10 +257,41 @@ def test_sublinear_slopes_recover_the_fixture_exponents(store):
     assert slopes == pytest.approx({"slide": 0.2, "tf_cpu": 0.95})
 
 
-def test_model_colours_are_fixed():
-    assert plots.model_colour("slide") == plots.MODEL_COLOURS["slide"]
-    assert len(set(plots.MODEL_COLOURS.values())) == len(plots.MODEL_COLOURS)
-    assert plots.model_colour("my_model") == plots.model_colour("my_model")
+def test_a_model_is_drawn_in_its_fixed_colour_in_every_figure(fig_tables, tmp_path, monkeypatch):
+    """The curves of Figure 3 and of the iterations figure are drawn in each model's colour of
+    MODEL_COLOURS (one run per model here: no shades), a model without a fixed colour in the
+    same colour in both figures, and no two models share one."""
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    runs, hist = fig_tables
+    runs = runs[runs["status"] == "finished"]
+    extra = runs[runs["model"] == "tf_cpu"].assign(model="my_model", run_id="extra-run", run_name="my_model/x/9")
+    runs = pd.concat([runs, extra], ignore_index=True)
+    tf_cpu_id = runs.loc[runs["model"] == "tf_cpu", "run_id"].iloc[0]
+    hist = pd.concat([hist, hist[hist["run_id"] == tf_cpu_id].assign(run_id="extra-run")], ignore_index=True)
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))  # keep them to inspect
+    plots.figure3(runs, hist, tmp_path / "f3")
+    plots.iterations(runs, hist, tmp_path / "it")
+    colours_by_figure = []
+    for fig in figures:
+        drawn = {}
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                if not line.get_label().startswith("_"):
+                    drawn.setdefault(line.get_label().split()[0], set()).add(mcolors.to_hex(line.get_color()))
+        assert set(drawn) == {"slide", "tf_cpu", "tf_sampled", "numpy_dense", "my_model"}
+        for model, colours in drawn.items():
+            assert len(colours) == 1, (model, colours)
+            if model != "my_model":
+                assert colours == {plots.MODEL_COLOURS[model]}, model
+        assert drawn["my_model"].isdisjoint(plots.MODEL_COLOURS.values())
+        colours_by_figure.append(drawn)
+    monkeypatch.undo()
+    for fig in figures:
+        plt.close(fig)
+    assert len(colours_by_figure) == 2 and colours_by_figure[0] == colours_by_figure[1]
 
 
 def test_empty_sweep_still_draws_an_explained_figure(fig_tables, tmp_path):
@@ -348,8 +379,6 @@ def test_callback_failure_is_reported_not_raised(store, tmp_path, capsys):
 @pytest.mark.slow
 def test_real_tiny_sweep_builds_every_report(tmp_path):
     """run.py -m over two models on tiny data, the sweep callback on, then the CLI on top."""
-    if not (ROOT / "run.py").exists():
-        pytest.skip("run.py not written yet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep_dir = tmp_path / "sweep"
     cmd = [sys.executable, "run.py", "-m", "model=numpy_dense", "train.threads=1,2",

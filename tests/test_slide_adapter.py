@@ -12,6 +12,7 @@ from experiments.data.csr import CSR
 from experiments.models.base import Model, ModelContext
 from experiments.models.init import initial_weights
 from experiments.models.slide import SlideModel
+from slide_core import SlideNetwork
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,8 @@ def snapshot(model):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_protocol_and_warmup_leaves_state_unchanged(threads):
-    m = SlideModel(ctx(threads), sparsity=0.05, hash_family="dwta", K=2, L=6, range_pow=6, rehash_every=2)
+    m = SlideModel(ctx(threads), sparsity=0.05, hash_family="dwta", K=2, L=6, range_pow=6, rehash_every=2,
+                   min_padding=4)  # budget 15: up to 11 chosen by the tables
     assert isinstance(m, Model)
     for (W, b), (Wk, bk) in zip(initial_weights(ctx()), m.net.weights()):
         assert np.array_equal(W, Wk) and np.array_equal(b, bk)  # the shared initialisation
@@ -45,18 +47,37 @@ def test_protocol_and_warmup_leaves_state_unchanged(threads):
     after = snapshot(m)
     assert all(np.array_equal(a, b) for a, b in zip(before[0], after[0]))
     assert np.array_equal(before[1], after[1]) and before[2] == after[2]
-    losses = [m.train_step(*data(i)) for i in range(4)]
+    batches = [data(i) for i in range(4)]
+    losses = [m.train_step(*b) for b in batches]
     assert all(np.isfinite(losses))
     top = m.predict_topk(x, 5)
     assert top.shape == (16, 5) and top.dtype == np.int32
     d = m.diagnostics()
-    for key in ("slide/active_out_mean", "slide/label_recall", "slide/hash_s", "slide/rehash_s",
-                "slide/forward_backward_s", "slide/adam_s", "slide/mults_per_sample", "slide/mults_dense_ratio"):
-        assert key in d and np.isfinite(d[key]), key
+    # the four training batches, and only they (not warmup, not prediction), as the data says:
+    # every sample's distinct labels are forced in, then padded to exactly the budget
+    out = m.config.layers[-1]
+    labels = np.array([len(set(by.indices[by.indptr[s]:by.indptr[s + 1]].tolist()))
+                       for _, by in batches for s in range(by.n_rows)])
+    assert d["slide/batches"] == 4
+    assert d["slide/labels_out_mean"] == pytest.approx(labels.mean())
+    assert d["slide/active_out_mean"] == pytest.approx(np.minimum(300, labels + out.budget).mean())
+    assert d["slide/labels_out_mean"] + d["slide/retrieved_out_mean"] + d["slide/padding_out_mean"] == \
+        pytest.approx(d["slide/active_out_mean"])
+    assert 0 < d["slide/retrieved_out_mean"] <= out.chosen_limit  # the tables chose some
+    assert 0 < d["slide/mults_dense_ratio"] < 1 and d["slide/forward_backward_s"] > 0
+    if threads == 1:  # serial is deterministic: the same as the engine on its own, timers aside
+        net = SlideNetwork(m.config, initial_weights=initial_weights(ctx()), seed=3, threads=1)
+        for b in batches:
+            net.train_batch(*b)
+        engine = {f"slide/{k}": v for k, v in net.stats().items() if not k.endswith("_s")}
+        assert {k: d[k] for k in engine} == pytest.approx(engine)
+    assert m.diagnostics()["slide/batches"] == 0  # reading them resets them
     tags = m.describe()
     assert tags["slide.optimizer_mode"] == "lazy" and tags["slide.hash_family"] == "dwta"
     q = m.eval_diagnostics(x, y)
-    assert {"slide/eval_retrieved_mean", "slide/topk_recall_at_10", "slide/softmax_mass"} <= set(q)
+    rq = m.net.retrieval_quality(x, y)
+    assert q["slide/eval_retrieved_mean"] == rq["retrieved_mean"] > 0
+    assert q["slide/topk_recall_at_10"] == rq["topk_recall_at_10"] and q["slide/softmax_mass"] == rq["softmax_mass"]
     m.close()
 
 

@@ -7,7 +7,7 @@ import pytest
 from experiments.data.csr import CSR
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 from slide_core.adam import (
-    DENSE, LAZY, adam_lr, adam_parallel, adam_serial, group_rows_parallel, group_rows_serial, grouped_parallel,
+    DENSE, LAZY, UNTOUCHED, adam_lr, adam_parallel, adam_serial, group_rows_parallel, group_rows_serial, grouped_parallel,
     grouped_serial,
 )
 from tests import reference as ref
@@ -216,31 +216,44 @@ def test_sparse_output_grouped_adam_steps_equal_reference(optimizer):
 
 
 def test_adam_kernels_match_reference():
+    """The three modes of the Adam kernel against the reference, with a gradient that is
+    non-zero in EVERY row (stale values where the batch touched nothing): LAZY updates only the
+    touched rows (stamp == batch id) and leaves the others, moments included, as they were;
+    DENSE updates every row, treating untouched rows' gradient as 0 without reading it;
+    UNTOUCHED does only that g = 0 part (grouped Adam did the touched rows). The touched rows'
+    gradient is consumed (zeroed); untouched rows' is neither read nor written."""
     rng = np.random.default_rng(0)
     W = rng.normal(size=(11, 5)).astype(np.float32)
     m = rng.normal(size=W.shape).astype(np.float32) * 0.1
     v = np.abs(rng.normal(size=W.shape)).astype(np.float32) * 0.01
-    g = rng.normal(size=W.shape).astype(np.float32)
+    g = rng.normal(size=W.shape).astype(np.float32)  # garbage in the untouched rows too
     stamp = np.zeros(11, dtype=np.int64)
     touched = np.array([1, 4, 10])
+    untouched = np.setdiff1d(np.arange(11), touched)
     stamp[touched] = 7
-    g_untouched = g.copy()
-    g_untouched[touched] = 0
+    g_batch = g.copy()
+    g_batch[untouched] = 0  # the gradient the batch really has
+    W64 = W.astype(np.float64)
+    expected = {
+        LAZY: ref.adam_lazy(W64, m, v, g_batch, touched, 7, 1e-3, 0.9, 0.999, 1e-8),
+        DENSE: ref.adam_dense(W64, m, v, g_batch, 7, 1e-3, 0.9, 0.999, 1e-8),
+        UNTOUCHED: ref.adam_lazy(W64, m, v, np.zeros_like(g), untouched, 7, 1e-3, 0.9, 0.999, 1e-8),
+    }
     for kernel in (adam_serial, adam_parallel):
-        for lazy in (True, False):
-            args = [a.copy() for a in (W, m, v, g if not lazy else g)]
-            if not lazy:
-                args[3][~np.isin(np.arange(11), touched)] = 0  # dense mode: untouched rows have g = 0
-            exp_g = args[3].copy()
-            kernel(*args, stamp, 7, LAZY if lazy else DENSE, adam_lr(1e-3, 0.9, 0.999, 7), 0.9, 0.999, 1e-8, 3)
-            if lazy:
-                eW, em, ev = ref.adam_lazy(W.astype(np.float64), m, v, g, touched, 7, 1e-3, 0.9, 0.999, 1e-8)
-            else:
-                eW, em, ev = ref.adam_dense(W.astype(np.float64), m, v, exp_g, 7, 1e-3, 0.9, 0.999, 1e-8)
+        for mode, (eW, em, ev) in expected.items():
+            args = [a.copy() for a in (W, m, v, g)]
+            kernel(*args, stamp, 7, mode, adam_lr(1e-3, 0.9, 0.999, 7), 0.9, 0.999, 1e-8, 3)
             np.testing.assert_allclose(args[0], eW, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(args[1], em, rtol=1e-5, atol=1e-7)
             np.testing.assert_allclose(args[2], ev, rtol=1e-5, atol=1e-9)
-            assert not args[3][touched].any(), "the gradient rows read are consumed"
+            kept = {LAZY: untouched, DENSE: [], UNTOUCHED: touched}[mode]  # rows this mode must not move
+            for got, before in zip(args[:3], (W, m, v)):
+                np.testing.assert_array_equal(got[kept], before[kept])
+            np.testing.assert_array_equal(args[3][untouched], g[untouched])  # not read, not written
+            if mode == UNTOUCHED:
+                np.testing.assert_array_equal(args[3][touched], g[touched])
+            else:
+                assert not args[3][touched].any(), "the gradient rows read are consumed"
 
 
 def _grouped_step(group_rows, grouped, n_chunks, seed=3):

@@ -395,13 +395,19 @@ def test_memory_guard_refuses_absurd_model_with_numbers(tfm):
 
 
 @pytest.mark.parametrize("kind", ["softmax", "sampled"])
-def test_predict_topk_matches_numpy_argsort(tfm, kind):
+def test_predict_topk_matches_numpy_argsort(tfm, kind, monkeypatch):
+    """Both prediction paths, on 11 rows in chunks of 4 (3 chunks, the last one padded): the
+    harness's (TF's hidden activations in HIDDEN_CHUNK rows, then slide_core's dense_topk)
+    and the network's own TF top-k (eval_chunk rows)."""
+    import baselines.dense_softmax as dense_softmax
+
+    monkeypatch.setattr(dense_softmax, "HIDDEN_CHUNK", 4)  # read when predict_hidden first runs
     ctx = make_ctx(init_std=0.5)
     x, _ = make_batch(7, n_rows=11)
     if kind == "sampled":
         model = tfm.TFSampledSoftmaxModel(ctx, n_sampled=7, eval_chunk=4)
     else:
-        model = tfm.TFSoftmaxModel(ctx, jit_compile=True, eval_chunk=4)  # 11 rows: 3 chunks, padded
+        model = tfm.TFSoftmaxModel(ctx, jit_compile=True, eval_chunk=4)
     logits = ref_forward(initial_weights(ctx), x.to_dense())[-1]
     got = model.predict_topk(x, 5)
     assert got.dtype == np.int32 and got.shape == (11, 5)
@@ -409,6 +415,7 @@ def test_predict_topk_matches_numpy_argsort(tfm, kind):
     # row 1 scores every label equally (no features, biases 0): ties go to the lower label id,
     # as in a stable sort, so it is compared too
     np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(model.net.predict_topk(x, 5), want)
     view = x.row_slice(3, 9)  # views keep working (indptr rebased)
     np.testing.assert_array_equal(model.predict_topk(view, 5), got[3:9])
 
