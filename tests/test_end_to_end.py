@@ -128,3 +128,30 @@ def test_default_preset_runs_every_model_and_writes_figure3(tmp_path):
         "slide/padding_out_mean"] == pytest.approx(metrics["slide/active_out_mean"])
     assert metrics["slide/lift_at_10"] > 1 and metrics["slide/eval_retrieved_mean"] > 0
     assert (tmp_path / "sweep" / "retrieval.png").exists()
+
+
+def test_slide_job_selects_a_sparse_output_layer_end_to_end(tmp_path):
+    """One SLIDE job on 3,000 labels, where the active set is a small part of the output layer:
+    about 130 of 3,000 neurons per sample (budget 128 = auto's floor, up to 64 chosen by the
+    hash tables, the rest sampled), so the training step, the tables and the logged metrics are
+    exercised with sparse selection for real (the figure3 case above, on 300 labels, computes
+    almost half of them)."""
+    n_labels = 3000
+    result = run_cli(["model=slide", "dataset=synthetic_tiny", f"dataset.n_labels={n_labels}",
+                      "train.epochs=2", "train.eval_every=5", "train.log_every=2", "train.eval_samples=100",
+                      "train.threads=1"], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = runs_by_name(f"sqlite:///{tmp_path}/mlflow.db").values()
+    metrics, params = run.data.metrics, run.data.params
+    assert run.data.tags["status"] == "finished" and int(params["data.n_labels"]) == n_labels
+    assert int(params["slide.budget"]) == 128 and int(params["slide.retrieval_limit"]) == 64
+    assert metrics["slide/active_out_mean"] < n_labels / 20
+    assert 0 < metrics["slide/retrieved_out_mean"] <= 64  # the tables, not only the padding, chose neurons
+    assert metrics["slide/padding_out_mean"] >= 64  # at least min_padding of the budget is sampled
+    assert metrics["slide/labels_out_mean"] + metrics["slide/retrieved_out_mean"] + metrics[
+        "slide/padding_out_mean"] == pytest.approx(metrics["slide/active_out_mean"])
+    assert metrics["slide/mults_dense_ratio"] < 0.2
+    assert metrics["slide/eval_retrieved_mean"] > 0 and metrics["slide/lift_at_100"] > 1
+    curve = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db").get_metric_history(
+        run.info.run_id, "eval/p_at_1")
+    assert max(m.value for m in curve) > curve[0].value  # it learned with sparse outputs
