@@ -1,10 +1,10 @@
 """Sparse input -> ReLU hidden layer(s) -> full softmax over all labels, trained with Adam in TF.
 
-The same network, loss and optimiser as SLIDE (DESIGN.md):
+The same network, loss and optimiser as SLIDE (docs/design.md, fair-comparison contract):
     h1 = relu(x W1 + b1)       first layer as an embedding bag: gather rows of W1 for the
                                nonzeros of x, scale by their values, sum per row
                                (unsorted_segment_sum); XLA cannot compile
-                               SparseTensorDenseMatMul, it can compile this (STACK.md)
+                               SparseTensorDenseMatMul, it can compile this (docs/pitfalls.md, TensorFlow)
     logits = h W_out + b_out   over every label
     loss_r = logsumexp(logits_r) - sum_{l in y_r} logits_r[l] / |y_r|
            = cross-entropy of softmax(logits_r) against the target y_r/|y_r|
@@ -277,7 +277,7 @@ class DenseSoftmaxNet:
         if self.transpose_output:
             return np.array(w, dtype=np.float32), np.array(b, dtype=np.float32)
         out = np.empty((w.shape[1], w.shape[0]), dtype=np.float32)
-        for l0 in range(0, w.shape[1], 1024):  # transpose in column blocks: 4x faster than w.T at once
+        for l0 in range(0, w.shape[1], 1024):  # transpose in column blocks: much faster than w.T at once
             out[l0:l0 + 1024] = w[:, l0:l0 + 1024].T
         return out, np.array(b, dtype=np.float32)
 

@@ -33,7 +33,7 @@ def _collect_statuses(folder: Path) -> list[dict]:
 
 class TrackingStoreCallback(Callback):
     """Create/migrate the MLflow store once, in the launching process: parallel jobs creating
-    a fresh sqlite store at the same time race in its schema migration (STACK.md)."""
+    a fresh sqlite store at the same time race in its schema migration (docs/pitfalls.md, MLflow)."""
 
     def _prepare(self, config: DictConfig) -> None:
         ensure_store(config.tracking.uri, config.tracking.experiment, config.tracking.artifact_root)

@@ -1,5 +1,6 @@
-"""The one training clock every model is timed with (DESIGN.md: seconds spent in training
-steps only; evaluation, data loading and JIT/tracing warm-up are excluded)."""
+"""The one training clock every model is timed with (docs/design.md, fair-comparison contract):
+seconds spent in training steps only; evaluation, data loading and JIT/tracing warm-up are
+excluded."""
 from __future__ import annotations
 
 import time

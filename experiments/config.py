@@ -57,7 +57,7 @@ class TrackingConfig:
     flush_every_s: float = 10.0  # buffered metrics are written at least this often
     # MLflow's system metrics (CPU, memory, disk, network: a run's "System metrics" charts)
     # sampled this often in the training process; null or 0: off. 10 s: ~15 points over a
-    # 150 s job for ~7 ms of CPU each (experiments.tracking.Tracker.system_metrics).
+    # 150 s job, each a few milliseconds of CPU (experiments.tracking.Tracker.system_metrics).
     system_metrics_every_s: Optional[float] = 10.0
 
 

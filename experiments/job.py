@@ -158,8 +158,8 @@ def isolated_environment(cfg: DictConfig) -> dict[str, str]:
     """The environment an isolated job's process must START with: the model's env, thread
     counts, and (huge_pages, where the kernel's THP mode allows it) glibc's huge-page tunable.
     glibc reads GLIBC_TUNABLES only at process start, so setting it inside the child is too late:
-    TF frees and re-faults its ~343 MB per-step buffers in 4 KB pages otherwise (~45% of a
-    670k-label step here)."""
+    TF frees and re-faults its large per-step buffers in 4 KB pages otherwise, a large share of
+    a 670k-label step (docs/pitfalls.md, TensorFlow; perf/page_faults_per_step shows it)."""
     env = {k: str(v) for k, v in cfg.model.env.items()}
     threads = str(cfg.train.threads)
     for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

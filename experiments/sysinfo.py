@@ -92,7 +92,7 @@ def start_environment() -> dict[str, str]:
 
 
 def minor_page_faults() -> int:
-    """Minor page faults of this process so far (first touches of fresh pages, ~3 us each here)."""
+    """Minor page faults of this process so far (first touches of fresh pages, microseconds each)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 

@@ -1,7 +1,7 @@
 """MLflow tracking for one job: one run, buffered metrics, and a run status that is right
 whatever happens to the job (finished, failed, skipped, interrupted).
 
-Every store call on sqlite costs an fsync (~24 ms, STACK.md), so metrics are buffered and
+Every store call on sqlite costs an fsync (docs/pitfalls.md, MLflow), so metrics are buffered and
 written with log_batch: when the buffer is large, when `flush_every_s` has passed, and when
 the run ends for any reason.
 
@@ -66,8 +66,9 @@ def ensure_store(uri: str, experiment: str, artifact_root: str | None = None) ->
     """Create (or migrate) the store and the experiment once, before any job logs to it.
 
     Two processes creating a fresh sqlite store at once race in MLflow's schema migration
-    (STACK.md), so a parallel sweep calls this in the launching process first. On sqlite the
-    database is switched to WAL journaling: 3x cheaper commits and readers never block writers.
+    (docs/pitfalls.md, MLflow), so a parallel sweep calls this in the launching process first. On
+    sqlite the database is switched to WAL journaling: cheaper commits, and readers never block
+    writers.
     Returns the experiment id.
     """
     db = _sqlite_path(uri)
@@ -189,8 +190,8 @@ class Tracker:
         the node that trains. None or 0: off.
 
         Cost: per sample, psutil reads and two store calls (the run's status, a log_batch) on a
-        background thread, ~7 ms of CPU on the local sqlite store; at the default 10 s that is
-        0.07% of one core (~0.1 s over a 150 s job), below the noise of the training clock.
+        background thread, a few milliseconds of CPU on the local sqlite store; at the default
+        10 s interval a negligible share of one core, below the noise of the training clock.
         A last sample is taken when the block ends (the collector drops the one it was
         gathering), so a job shorter than one interval has a point too."""
         if not self.system_metrics_every_s:

@@ -1,6 +1,6 @@
 """MLflow -> tidy pandas tables. The only place reports/ talks to MLflow for reading.
 
-Two tables (names follow the harness contract, /work/notes/contract.md):
+Two tables (names follow the harness's MLflow conventions, docs/design.md):
 
 - ``load_runs``: one row per run. Columns: run_id, run_name, mlflow_status, start_time, the
   contract tags (model, dataset, device, threads, sweep_id, status, reason, kind ...), every

@@ -20,7 +20,7 @@ from the environment.
 On-disk cache: Numba keys a cached kernel on its own bytecode and its file's modification
 stamp, not on the compile options and not on callees in other files that it inlined (a
 changed sampling.py would leave step.py's cached kernels stale; so would new options in
-twin.py: it happened once, Adam ran unvectorised at 40% speed). So at import, before any
+twin.py: it happened once, and Adam silently ran unvectorised). So at import, before any
 kernel is decorated, `_drop_stale_cache` hashes every source file of slide_core, and when
 the hash differs from the one the cache was built with, deletes the engine's cache files:
 any change to the engine recompiles all of it, once.
@@ -28,7 +28,7 @@ any change to the engine recompiles all of it, once.
 ``run_threads`` runs a serial ``nogil`` kernel on several argument tuples from a few Python
 threads: for the coarse-grained table maintenance kernels (hash_rows, build_tables) it
 replaces ``parallel=True``, whose parfor compile (the whole inlined body optimised again
-for the gufunc) cost ~15 s of cold compile for the blocked hash_rows alone.
+for the gufunc) made the blocked hash_rows alone slow to compile cold.
 """
 from __future__ import annotations
 

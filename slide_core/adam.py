@@ -1,4 +1,4 @@
-"""Adam after each batch, in two named modes (DESIGN.md):
+"""Adam after each batch, in two named modes (docs/design.md, "The optimiser"):
 
 - "lazy": only the W rows / biases the batch touched (row_stamp == batch id) are updated;
   untouched rows keep their weights AND their moments (TF LazyAdam semantics). This is the

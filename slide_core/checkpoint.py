@@ -4,7 +4,8 @@ Holds the config (JSON), the step, the seed, rebuild counters, every layer's wei
 Adam moments and row stamps, and every layer's hash functions, tables and the keys the
 tables were built from (what the adaptive schedule measures drift against). The RNG is
 counter-based (rng.py), so seed + step is its whole state. A loaded network continues
-training bit-identically in serial mode (tests/test_slide_checkpoint.py).
+training bit-identically in serial mode (tests/test_slide_engine.py,
+test_checkpoint_round_trip_continues_identically).
 """
 from __future__ import annotations
 

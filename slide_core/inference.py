@@ -10,10 +10,10 @@ top-k by a Numba kernel (a k-sized insertion list per point: almost every score 
 labels). `threads` Python threads take label blocks from a shared counter, each with its own
 BLAS call, scores buffer and top-k lists; the lists are merged at the end. Ties keep the
 lower label id first (same as a stable sort of -scores).
-Why not one multi-threaded BLAS call over a big block: measured here (OpenBLAS Haswell kernel;
-the VM exposes AVX2+FMA, no AVX-512) single-threaded sgemm on L2-sized blocks runs at ~68 of
-~78 GFLOP/s peak per core, while 2-thread sgemm on 16 MB blocks reached ~87 GFLOP/s for both
-cores together and then left the top-k merge serial.
+Why not one multi-threaded BLAS call over a big block: measured here (OpenBLAS), single-threaded
+sgemm on L2-sized blocks runs close to one core's peak, while 2-thread sgemm on large blocks
+reached barely more than one core's rate with both cores and then left the top-k merge
+serial (benchmarks/bench_inference.py, and the sgemm rate bench_slide.py prints).
 LSH: the same active-set selection as training (no label forcing), logits over the active
 set only, top-k among them; rows with fewer than k active neurons are padded with -1.
 """
@@ -30,7 +30,7 @@ from slide_core._numba import jit, jit_parallel
 NEG = np.float32(-3.0e38)  # "no score yet": finite, so comparisons stay well-defined
 # Block shape measured at 670K labels x 128 hidden (benchmarks/bench_inference.py): 256 x 2048
 # was best or tied among 128x2048, 128x4096, 256x1024 (each W block serves 256 points; the 2 MB
-# scores block stays in L2/L3 for the merge), all ~1.6-1.8x the old 256 x 16384 with 2-thread BLAS.
+# scores block stays in L2/L3 for the merge), all clearly ahead of the old 256 x 16384 with 2-thread BLAS.
 BLOCK_POINTS = 256   # points per BLAS block (columns of the labels x points scores block)
 BLOCK_LABELS = 2048  # labels per BLAS block
 HIDDEN_ROWS = 2048   # rows whose hidden activations SlideNetwork computes at once

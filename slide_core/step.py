@@ -230,7 +230,7 @@ def _output_impl(W, b, i_start, i_cnt, i_ids, i_vals, i_dense, i_delta, need_del
             has_grad[s] = 1
             if i_dense and not o_dense:
                 # the hot path (dense hidden -> sparse output), written inline: through the
-                # generic helper it measured 2x slower
+                # generic helper it measured much slower
                 for i in range(n):
                     a = ids[i]
                     w = W[a]

@@ -126,7 +126,7 @@ def _place_reservoir(kt, t, offsets_t, entries_t, arrived, capacity, seed):
 def _transpose_rows(keys, keys_t, lo, hi):
     """keys_t[t, i] = keys[i, t] for rows lo..hi-1, in blocks of rows, so each table's pass
     below reads its keys contiguously (reading a column of keys[n, L] directly made the
-    build ~2.5x slower)."""
+    build much slower)."""
     L = keys.shape[1]
     block = 256
     for blo in range(lo, hi, block):
@@ -201,7 +201,7 @@ def build_tables_table_major(keys_t: np.ndarray, range_pow: int, capacity: int =
 
     ``reuse``: tables of the same shape whose arrays are OVERWRITTEN and returned inside
     the new tables (a rehash then touches no fresh memory: first-touch page faults on the
-    ~190 MB of an Amazon-670K layer cost ~0.1 s). Anyone still holding ``reuse`` sees the
+    ~190 MB of an Amazon-670K layer are a noticeable cost). Anyone still holding ``reuse`` sees the
     new contents. Ignored when the shapes differ."""
     if not isinstance(keys_t, np.ndarray) or keys_t.dtype != np.int32 or keys_t.ndim != 2:
         raise TypeError(f"keys_t must be an int32[L, n_neurons] numpy array, got "
@@ -259,7 +259,7 @@ def bucket_bounds(tables, t, key):
 def _touch_probed(tables, keys, stamp):
     """Load every probed bucket's offset, then its first neuron's stamp, in two tight
     loops. Those loads are independent, so their cache misses overlap; the main loop then
-    finds them cached. At 670k neurons this cut a query by ~1.4x (the walk itself is
+    finds them cached. At 670k neurons this made a query clearly faster (the walk itself is
     memory-latency bound: ~3 random cache lines per probed bucket). The caller stores the
     returned sum in an output slot it is about to overwrite anyway, so the loads are not
     optimised away."""

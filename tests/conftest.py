@@ -58,7 +58,7 @@ def _free_port() -> int:
 @pytest.fixture
 def tracking_server(tmp_path):
     """A real `mlflow server` on loopback (sqlite backend and artifacts under tmp_path), lean:
-    one worker, no job execution (STACK.md); yields its URL once it answers /health."""
+    one worker, no job execution (docs/pitfalls.md, MLflow); yields its URL once it answers /health."""
     port = _free_port()
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     server = subprocess.Popen(

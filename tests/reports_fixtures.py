@@ -1,4 +1,4 @@
-"""Fixture MLflow runs shaped like the harness contract (/work/notes/contract.md), for the
+"""Fixture MLflow runs shaped like the harness's MLflow conventions (docs/design.md), for the
 reports tests: histories are generated from simple closed-form curves so the table maths can
 be checked against what was logged.
 

@@ -31,7 +31,7 @@ def train(threads, batches=60, seed=0):
     return losses, p1, net
 
 
-@pytest.mark.slow  # compiles every parallel kernel cold (~30 s); ~4 s with the cache warm
+@pytest.mark.slow  # compiles every parallel kernel cold; a few seconds with the cache warm
 def test_parallel_hogwild_learns_like_serial():
     numba.set_num_threads(2)
     ls, p_serial, _ = train(1)

@@ -65,7 +65,7 @@ class DatasetConfig:
     seed: int = 0  # the data's own seed: model seeds vary, the data stays put
     # The Adam learning rate that suits this data (train.lr defaults to it). The paper's 1e-4
     # suits epochs over real Amazon-670K; small and synthetic sets need more to leave the
-    # label prior within minutes (DESIGN.md). Each yaml says why its value.
+    # label prior within minutes (docs/design.md, fair-comparison contract). Each yaml says why its value.
     lr: float = 1e-3
 
 

@@ -18,7 +18,7 @@ from slide_core.layer import INIT_STD
 
 @dataclass(frozen=True)
 class ModelContext:
-    """What every model of one comparison shares (DESIGN.md, fair-comparison contract)."""
+    """What every model of one comparison shares (docs/design.md, fair-comparison contract)."""
 
     n_features: int
     n_labels: int

@@ -89,7 +89,7 @@ class SlideModel:
     # -- the Model protocol -----------------------------------------------------------------
     def warmup(self, x: CSR, y: CSR) -> None:
         """Compile every kernel (serial and parallel, train and predict; only the variant the run
-        uses when warmup_both=False: ~40% less cold compile time) on a tiny
+        uses when warmup_both=False: much less cold compile time) on a tiny
         throwaway network with the same layer options and dtypes; the real network's weights,
         Adam state, tables, RNG and step are not touched."""
         c = self.config

@@ -77,8 +77,8 @@ class _TFModel:
     def predict_topk(self, x: CSR, k: int) -> np.ndarray:
         """Hidden activations from TF, then the labels ranked by slide_core's dense_topk (the
         same ranking code and tie-breaking, lower label id first, as every other model; at 670K
-        labels on 2 cores it ran ~2.9x faster than TF's own matmul + top_k in the same run:
-        benchmarks/bench_inference.py --tf).
+        labels it was faster than TF's own matmul + top_k: benchmarks/bench_inference.py --tf
+        measures it).
         The output weights are copied to numpy at the first call after a training step and
         reused by the following calls, i.e. once per evaluation (the evaluator calls this
         chunk by chunk), not once per chunk."""

@@ -208,7 +208,7 @@ def _pack_sign_keys(P, hf, keys, table_major, row0):
 
 def _simhash_rows_into(hf: HashFunctions, W: np.ndarray, keys: np.ndarray, table_major: bool) -> None:
     """SimHash of many rows as one BLAS product per block of rows, W[block] @ R (R = the +-1/0
-    projections as float32): ~10x the per-row loop. The projections are summed in BLAS's order,
+    projections as float32): far faster than the per-row loop (benchmarks/bench_hashing.py). The projections are summed in BLAS's order,
     not coordinate order, so a projection within float rounding of 0 may take the other sign than
     hash_dense_into gives it (never for exact zeros: an all-zero row hashes to code 0 either way)."""
     R = hf.sim_R.astype(np.float32)

@@ -72,7 +72,7 @@ def dwta_argmax_slots(G, codes, m):
     unconditional, so the x loop vectorises. (A loop over x storing ``code if take else
     code[x]`` per j became masked stores, which are slow on AMD Zen.) Call it with a
     literal m where possible: LLVM unrolls the j loop then, which it needs to vectorise
-    over x (runtime m measured ~10x slower). Each literal is its own compiled copy."""
+    over x (with a runtime m it measured several times slower). Each literal is its own compiled copy."""
     for x in range(codes.shape[0]):
         best = np.float32(-np.inf)
         c = np.int32(-1)

@@ -2,7 +2,7 @@
 at a time, with the same keys as ``hash_dense_into`` row by row.
 
 Why blocks (DWTA with bin_size 8 only): per row, the K*L*bin_size slot values are gathered one float at a
-time (~2 us/row for K=6 L=50). A block of BLOCK rows is first transposed into ``T[d, r]``
+time (benchmarks/bench_hashing.py prints the per-vector and the hash_rows times). A block of BLOCK rows is first transposed into ``T[d, r]``
 (dim x BLOCK floats, in L1); then slot (j, b) of all BLOCK rows is one 64-byte move
 (``_gather_slots``), the hash function's coordinate table is read once per block instead
 of once per row, and the argmax over positions runs over n_bins*BLOCK lanes
@@ -13,7 +13,7 @@ Bit-identity with the per-row path (tests compare them): per lane, positions j a
 is vectorised over the block; a row with any empty bin (raw code -1, rare for weight rows)
 gets its keys recomputed by the per-row densify+pack (dispatch._codes_to_keys), so
 densification is shared code. Other families use the per-row path (a blocked SimHash with
-the same float32 summation order was 3x slower than per row: tried, dropped).
+the same float32 summation order was slower than per row: tried, dropped).
 
 Keys are written row-major (keys[n, L]) or table-major (keys_t[L, n], what build_tables
 consumes: writing it directly saves the table build a transpose of the whole key array).
@@ -61,7 +61,7 @@ def _gather_slots(bin_coord, Tc, Gc):
     """Gc[j, b] = Tc[bin_coord[j, b]]: the BLOCK lanes of the coordinate at position j of
     bin b. A lane group (16 float32 = 64 bytes) is moved as 4 complex128: written as a
     16-float loop, LLVM fully unrolled it into scalar moves (it cannot prove Tc and Gc
-    disjoint), 2x slower. Pure moves: the bits are copied unchanged."""
+    disjoint), much slower. Pure moves: the bits are copied unchanged."""
     m, n_bins = bin_coord.shape
     for j in range(m):
         g = Gc[j]
@@ -84,8 +84,8 @@ def _dwta_block(bin_coord, T, G, raw):
 
 @jit
 def _pack_block(hf, raw, keys_blk):
-    """keys_blk[t, r] from raw[t*K + j, r], lane by lane (no densification; ~25% of the
-    block path's time, a candidate for vectorising over lanes)."""
+    """keys_blk[t, r] from raw[t*K + j, r], lane by lane (no densification; a sizeable
+    share of the block path's time, a candidate for vectorising over lanes)."""
     for t in range(hf.L):
         kb = keys_blk[t]
         for r in range(BLOCK):
