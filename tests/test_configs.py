@@ -78,3 +78,28 @@ def test_a_typo_fails_at_compose_time(hydra_compose):
         hydra_compose(["train.learning_rate=0.1"])
     with pytest.raises(ConfigCompositionException):
         hydra_compose(["dataset.n_lables=5"])
+
+
+def test_model_slide_yaml_repeats_the_engines_defaults_and_nothing_else(hydra_compose):
+    """conf/model/slide.yaml lists every option for users to read, but the engine's
+    LayerConfig / NetworkConfig and the adapter's keywords are the source of each default: a
+    value in the yaml that differs from them would silently override a changed default."""
+    import inspect
+    from dataclasses import fields
+
+    from experiments.models.base import ModelContext
+    from experiments.models.slide import SlideModel
+    from slide_core import LayerConfig, NetworkConfig
+
+    engine = {f.name: f.default for cls in (LayerConfig, NetworkConfig) for f in fields(cls)}
+    adapter = {name: p.default for name, p in inspect.signature(SlideModel.__init__).parameters.items()
+               if p.default is not inspect.Parameter.empty}
+    params = OmegaConf.to_container(hydra_compose(["model=slide"]).model.params)
+    params.pop("_target_")
+    assert set(params) == set(adapter), "slide.yaml and SlideModel take the same options"
+    for key, value in params.items():
+        assert value == adapter[key], f"slide.yaml {key}: {value!r}, adapter default {adapter[key]!r}"
+        # sparsity: the engine's default layer is dense; optimizer: null takes train.adam
+        if key in engine and key not in ("sparsity", "optimizer"):
+            assert value == engine[key], f"slide.yaml {key}: {value!r}, engine default {engine[key]!r}"
+    assert hydra_compose([]).network.init_std == ModelContext.init_std
