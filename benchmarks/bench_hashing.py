@@ -23,8 +23,8 @@ import numpy as np
 from experiments.sysinfo import peak_rss_mb
 from slide_core._numba import jit
 from slide_core.hashing import hash_dense_into, hash_rows, hash_rows_table_major, make_hash_functions, scratch_sizes
-from slide_core.tables import (build_tables, build_tables_table_major, max_candidates, query_counts_into,
-                               query_union_into)
+from slide_core.sampling import STAMP_STRIDE, count_select, union_select
+from slide_core.tables import build_tables, build_tables_table_major, max_candidates
 
 
 @jit
@@ -35,20 +35,20 @@ def _hash_many(hf, X, keys, sf, si):
 
 @jit
 def _union_many(tables, qkeys, stamp, out, max_out):
+    """Training's vanilla selection (no labels) for every query."""
     total = 0
     for q in range(qkeys.shape[0]):
-        total += query_union_into(tables, qkeys[q], stamp, q + 1, out, max_out)
+        total += union_select(tables, qkeys[q], stamp, (q + 1) * STAMP_STRIDE, out, 0, max_out)[0]
     return total
 
 
 @jit
-def _counts_many(tables, qkeys, counts, touched):
+def _topk_many(tables, qkeys, stamp, counts, touched, hist, out, max_out):
+    """Training's top-k-by-frequency selection (no labels) for every query."""
     total = 0
     for q in range(qkeys.shape[0]):
-        n = query_counts_into(tables, qkeys[q], counts, touched)
-        for j in range(n):
-            counts[touched[j]] = 0
-        total += n
+        total += count_select(tables, qkeys[q], stamp, (q + 1) * STAMP_STRIDE, counts, touched, hist, out, 0,
+                              max_out, 1, True)[0]
     return total
 
 
@@ -109,21 +109,26 @@ def main() -> None:
     qkeys = np.empty((args.queries, L), np.int32)
     n_f, n_i = scratch_sizes(hf)
     _hash_many(hf, X, qkeys, np.empty(n_f, np.float32), np.empty(n_i, np.int32))
-    stamp = np.zeros(args.neurons, np.int32)
     out = np.empty(max_candidates(tables), np.int32)
+    stamp = np.zeros(args.neurons, np.int64)
     _union_many(tables, qkeys[:2], stamp, out, out.shape[0])
     stamp[:] = 0
     t = time.perf_counter()
     total = _union_many(tables, qkeys, stamp, out, out.shape[0])
     dt = time.perf_counter() - t
-    print(f"query_union_into: {dt / args.queries * 1e6:.2f} us/query, mean active set {total / args.queries:.0f}")
+    print(f"union_select (vanilla): {dt / args.queries * 1e6:.2f} us/query, mean active set {total / args.queries:.0f}")
+    stamp[:] = 0
     counts = np.zeros(args.neurons, np.int32)
     touched = np.empty(max_candidates(tables), np.int32)
-    _counts_many(tables, qkeys[:2], counts, touched)
+    hist = np.zeros(L + 2, np.int64)
+    limit = 1229  # the engine's retrieval cap at 670k labels
+    _topk_many(tables, qkeys[:2], stamp, counts, touched, hist, out, limit)
+    stamp[:] = 0
     t = time.perf_counter()
-    total = _counts_many(tables, qkeys, counts, touched)
+    total = _topk_many(tables, qkeys, stamp, counts, touched, hist, out, limit)
     dt = time.perf_counter() - t
-    print(f"query_counts_into (+reset): {dt / args.queries * 1e6:.2f} us/query, mean distinct {total / args.queries:.0f}")
+    print(f"count_select (topk, limit {limit}): {dt / args.queries * 1e6:.2f} us/query, "
+          f"mean chosen {total / args.queries:.0f}")
     del tables
     for family, fk in (("dwta", K), ("simhash", 9)):
         bench_rehash(family, fk, L, range_pow, args.packing, W, args.repeats)

@@ -11,11 +11,11 @@ from slide_core.hashing import (
 )
 from slide_core.inference import dense_topk
 from slide_core.network import SlideNetwork
-from slide_core.tables import HashTables, bucket_bounds, build_tables, query_counts_into, query_union_into
+from slide_core.tables import HashTables, build_tables
 
 __all__ = [
     "SlideNetwork", "NetworkConfig", "LayerConfig", "dense_topk",
     "FAMILIES", "PACKINGS", "HashFunctions", "make_hash_functions", "scratch_sizes",
     "hash_dense_into", "hash_sparse_into", "hash_rows", "hash_dense", "hash_sparse",
-    "HashTables", "build_tables", "bucket_bounds", "query_union_into", "query_counts_into",
+    "HashTables", "build_tables",
 ]

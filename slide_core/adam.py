@@ -13,6 +13,7 @@ which is also the reference code's update. The gradient rows read are zeroed (co
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange
@@ -76,18 +77,30 @@ def adam_update(kernel, p, batch_id: int, mode: int, lr: float, beta1: float, be
            p.bias_stamp, batch_id, mode, lr_t, beta1, beta2, eps, max(1, min(n_chunks, p.b.shape[0])))
 
 
-def _group_rows_impl(ids, cnt, has_grad, row_count, touched_rows, n_touched, row_ptr, pairs, row_stamp,
-                     bias_stamp, batch_id, n_chunks):
-    """Group the batch's (sample, slot) pairs by output neuron (a counting sort per chunk).
+class RowGroups(NamedTuple):
+    """The batch's (sample, slot) pairs grouped by output row, per chunk (first axis)."""
+    rows: np.ndarray  # int32 (T, n): chunk c's touched rows rows[c, :n_rows[c]], ascending
+    n_rows: np.ndarray  # int64 (T,)
+    ptr: np.ndarray  # int64 (T, n + 1): row t's pairs are pairs[c, ptr[c, t]:ptr[c, t + 1]]
+    pairs: np.ndarray  # int64 (T, n): flat indices s * cap + i into the active sets
+
+
+def _group_rows_impl(ids, cnt, has_grad, row_count, groups, p, batch_id, n_chunks):
+    """Group the batch's (sample, slot) pairs by output neuron (a counting sort per chunk)
+    into RowGroups `groups`, and stamp the touched rows of LayerParams p with batch_id.
 
     Chunk c owns the rows [c * n_out // n_chunks, (c + 1) * n_out // n_chunks): it scans every
     pair, keeps those of its rows, and writes only its own rows' counters and stamps and its
-    own lists, so the chunks share nothing. Its touched rows are touched_rows[c, :n] in
-    ascending order (n_touched[c] = n), the pairs of its t-th row are
-    pairs[c, row_ptr[c, t]:row_ptr[c, t + 1]] as flat indices s * cap + i in sample order, so
+    own lists, so the chunks share nothing. A row's pairs are listed in sample order, so
     every row's gradient is summed in the same order whatever the chunk count: the parallel
     variant gives the serial one's result bit for bit. row_count (n_out zeros) is restored to
     zeros."""
+    touched_rows = groups.rows
+    n_touched = groups.n_rows
+    row_ptr = groups.ptr
+    pairs = groups.pairs
+    row_stamp = p.row_stamp
+    bias_stamp = p.bias_stamp
     cap = ids.shape[1]
     n_out = row_count.shape[0]
     for c in prange(n_chunks):
@@ -146,13 +159,22 @@ def _group_rows_impl(ids, cnt, has_grad, row_count, touched_rows, n_touched, row
 group_rows_serial, group_rows_parallel = twin(_group_rows_impl)
 
 
-def _grouped_impl(W, m, v, b, mb, vb, touched_rows, n_touched, row_ptr, pairs, dz, H, gbuf, lr_t, b1, b2, eps,
-                  n_chunks):
-    """Lazy Adam on the output rows the batch touched (grouped by _group_rows_impl with the
-    same n_chunks), assembling each row's gradient sum_s dz[s, a] h_s on the fly (h_s: the
+def _grouped_impl(p, groups, dz, H, gbuf, lr_t, b1, b2, eps, n_chunks):
+    """Lazy Adam on LayerParams p's rows the batch touched (RowGroups from _group_rows_impl
+    with the same n_chunks), assembling each row's gradient sum_s dz[s, a] h_s on the fly (h_s: the
     dense hidden activations, cache-resident), so no gradient array exists for the output
     layer: per touched row only W, m, v are read and written once, and nothing races (each
     row belongs to one chunk)."""
+    W = p.W
+    m = p.mW
+    v = p.vW
+    b = p.b
+    mb = p.mb
+    vb = p.vb
+    touched_rows = groups.rows
+    n_touched = groups.n_rows
+    row_ptr = groups.ptr
+    pairs = groups.pairs
     n_cols = W.shape[1]
     cap = dz.shape[1]
     one_b1 = np.float32(1.0 - b1)
@@ -172,9 +194,9 @@ def _grouped_impl(W, m, v, b, mb, vb, touched_rows, n_touched, row_ptr, pairs, d
                 gr[k] = 0.0
             gbias = np.float32(0.0)
             for e in range(ptr[t], ptr[t + 1]):
-                p = own[e]
-                s = p // cap
-                d = dz[s, p - s * cap]
+                pair = own[e]
+                s = pair // cap
+                d = dz[s, pair - s * cap]
                 gbias += d
                 h = H[s]
                 for k in range(n_cols):

@@ -63,7 +63,7 @@ def load_network(cls, path, threads: int | None = None):
         weights = []
         for i in range(n_layers):
             W = z[f"layer{i}.W"]
-            weights.append((W if i == 0 else W.T, z[f"layer{i}.b"]))
+            weights.append((W if cls.input_major(i) else W.T, z[f"layer{i}.b"]))
         # the constructor builds fresh tables from these weights; they are replaced below
         net = cls(config, initial_weights=weights, seed=meta["seed"], threads=threads or 1)
         for i in range(n_layers):

@@ -167,7 +167,7 @@ class LayerConfig:
         """Size (besides labels) that uniform sampling fills the active set up to."""
         return self.budget if (self.padding or self.strategy == "random") else 0
 
-    def capacity(self, max_labels: int = 0) -> int:
+    def active_capacity(self, max_labels: int = 0) -> int:
         """Upper bound of the active-set size per sample (sizes the workspaces)."""
         if self.dense:
             return self.width

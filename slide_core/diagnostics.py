@@ -60,7 +60,7 @@ def retrieval_quality(net, x_ptr, x_ids, x_vals, y_ptr=None, y_ids=None, ks=RECA
     ws = make_workspace(layers, rows, 0, net.n_chunks, net.hfs)
     _fill_input(ws, x_ptr, 0, rows)
     H = np.ascontiguousarray(_hidden(net, ws, x_ids, x_vals, rows))
-    inp = net._layer_as_input(ws, last - 1, rows, True)
+    inp = ws.layers[last - 1].as_input(rows, True)
     no_labels = np.zeros(rows + 1, dtype=np.int64)
     net._select(net.kernels, last, ws, inp, rows, False, no_labels, np.zeros(0, np.int32), _PREDICT_STREAM, False,
                 sample=False)

@@ -26,6 +26,7 @@ import numpy as np
 from numba import prange
 
 from slide_core._numba import jit, jit_parallel
+from slide_core.step import LayerInput
 
 NEG = np.float32(-3.0e38)  # "no score yet": finite, so comparisons stay well-defined
 # Block shape measured at 670K labels x 128 hidden (benchmarks/bench_inference.py): 256 x 2048
@@ -210,14 +211,12 @@ def _fill_input(ws, x_ptr, p0, p1):
 
 def _hidden(net, ws, x_ids, x_vals, rows):
     """Run the hidden layers densely (every neuron, exact); returns the last one's vals."""
-    k = net.kernels
-    inp = (ws.x_start[:rows], ws.x_cnt[:rows], x_ids, x_vals, False)
+    kern = net.kernels
+    inp = LayerInput(ws.x_start[:rows], ws.x_cnt[:rows], x_ids, x_vals, False)
     for i in range(len(net.config.layers) - 1):
         lw = ws.layers[i]
-        p = net.params[i]
-        k.forward(p.W, p.b, net.input_major(i), True, *inp, lw.ids[:rows], lw.cnt[:rows], lw.vals[:rows],
-                  True, ws.n_chunks, lw.stats)
-        inp = net._layer_as_input(ws, i, rows, True)
+        kern.forward(net.params[i], net.input_major(i), True, inp, lw.active(rows, True), ws.n_chunks, lw.stats)
+        inp = lw.as_input(rows, True)
     return ws.layers[len(net.config.layers) - 2].vals[:rows]
 
 
@@ -268,16 +267,15 @@ def predict_lsh(net, x_ptr, x_ids, x_vals, k: int, block_points: int = BLOCK_POI
     for p0 in range(0, n, bp):
         p1 = min(n, p0 + bp)
         rows = _fill_input(ws, x_ptr, p0, p1)
-        inp = (ws.x_start[:rows], ws.x_cnt[:rows], x_ids, x_vals, False)
+        inp = LayerInput(ws.x_start[:rows], ws.x_cnt[:rows], x_ids, x_vals, False)
         for i, cfg in enumerate(layers):
             lw = ws.layers[i]
             p = net.params[i]
             if not cfg.dense:
                 net._select(kern, i, ws, inp, rows, False, y_ptr[:rows + 1], y_ids, _PREDICT_STREAM + p0, False,
                             sample=False)
-            kern.forward(p.W, p.b, net.input_major(i), i < last, *inp, lw.ids[:rows], lw.cnt[:rows],
-                         lw.vals[:rows], cfg.dense, ws.n_chunks, lw.stats)
-            inp = net._layer_as_input(ws, i, rows, cfg.dense)
+            kern.forward(p, net.input_major(i), i < last, inp, lw.active(rows, cfg.dense), ws.n_chunks, lw.stats)
+            inp = lw.as_input(rows, cfg.dense)
         lw = ws.layers[last]
         topk_rows(lw.vals[:rows], lw.ids[:rows], lw.cnt[:rows], layers[last].dense, out[p0:p1], top_vals[:rows])
     return out

@@ -16,14 +16,15 @@ import time
 import numpy as np
 
 from slide_core import inference
-from slide_core.adam import DENSE, LAZY, UNTOUCHED, adam_lr, adam_update
+from slide_core.adam import DENSE, LAZY, UNTOUCHED, RowGroups, adam_lr, adam_update
 from slide_core.config import LayerConfig, NetworkConfig
 from slide_core.hashing import HashFunctions, hash_rows, hash_rows_table_major, make_hash_functions
 from slide_core.layer import LayerParams, keras_weights, make_layer, neuron_rows, random_weights
 from slide_core.sampling import STRATEGY_CODES
 from slide_core.schedule import maintenance_due
 from slide_core.step import (
-    PARALLEL, SERIAL, ST_ACTIVE, ST_CANDIDATES, ST_LABELS, ST_MULTS, ST_RETRIEVED, ST_SAMPLES,
+    PARALLEL, SERIAL, ST_ACTIVE, ST_CANDIDATES, ST_LABELS, ST_MULTS, ST_RETRIEVED, ST_SAMPLES, BatchResult, Labels,
+    LayerInput, SelectSpec,
 )
 from slide_core.tables import HashTables, build_tables, build_tables_table_major
 from slide_core.workspace import Workspace, make_workspace
@@ -79,7 +80,7 @@ class SlideNetwork:
         for i, (W, b) in enumerate(initial_weights):
             if tuple(np.shape(W)) != (sizes[i], sizes[i + 1]):
                 raise ValueError(f"initial_weights[{i}] W has shape {np.shape(W)}, expected {(sizes[i], sizes[i + 1])}")
-            self.params.append(make_layer(W, b, input_major=(i == 0),
+            self.params.append(make_layer(W, b, input_major=self.input_major(i),
                                           grad=not (i == len(config.layers) - 1 and self.grouped)))
         self.step = 0  # finished batches; batch ids are 1-based (step + 1)
         self.rebuilds = [0] * len(config.layers)
@@ -111,7 +112,12 @@ class SlideNetwork:
     def n_chunks(self) -> int:
         return self.threads
 
-    def input_major(self, i: int) -> bool:
+    @staticmethod
+    def input_major(i: int) -> bool:
+        """Whether layer i's W is stored input-major (n_in, n_out): the first layer only, whose
+        sparse input makes one input feature's weights the contiguous row a batch touches
+        (slide_core.layer). Every other layer is neuron-major (n_out, n_in). The one place
+        that decides it."""
         return i == 0
 
     def _workspace(self, rows: int, max_labels: int) -> Workspace:
@@ -188,7 +194,7 @@ class SlideNetwork:
         self._timers["rehash_s"] += time.perf_counter() - t0
 
     # ---------------------------------------------------------------- the batch
-    def _select(self, k, i, ws, inp, rows, force, y_ptr, y_ids, stream, timers, sample=True):
+    def _select(self, kern, i, ws, inp, rows, force, y_ptr, y_ids, stream, timers, sample=True):
         """Active sets of layer i for the batch in ws. force: the labels go in first (training);
         sample: fill up to the budget with uniform random neurons (off: only what the strategy
         chooses, for LSH inference and retrieval diagnostics)."""
@@ -197,24 +203,18 @@ class SlideNetwork:
         p = self.params[i]
         if cfg.uses_tables:
             t0 = time.perf_counter()
-            k.hash(self.hfs[i], *inp, lw.keys[:rows], lw.scratch_f, lw.scratch_i, ws.n_chunks)
+            kern.hash(self.hfs[i], inp, lw.keys[:rows], lw.scratch_f, lw.scratch_i, ws.n_chunks)
             if timers:
                 self._timers["hash_s"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         cap = lw.ids.shape[1]
         tables = self.tables[i] if cfg.uses_tables else self._dummy_tables
-        k.select(tables, lw.keys[:rows], STRATEGY_CODES[cfg.strategy], cap, cfg.chosen_limit,
-                 cfg.sampled_target if sample else 0, cfg.threshold, force, y_ptr, y_ids, self.seed, stream, i,
-                 p.W, p.b, self.input_major(i),
-                 *inp, lw.stamp, lw.stamp_next, lw.counts, lw.touched, lw.hist, lw.scores, lw.work,
-                 lw.ids[:rows], lw.cnt[:rows], lw.n_forced[:rows], lw.n_exact[:rows], ws.n_chunks, lw.stats)
+        spec = SelectSpec(STRATEGY_CODES[cfg.strategy], cap, cfg.chosen_limit, cfg.sampled_target if sample else 0,
+                          cfg.threshold, force, self.seed, stream, i)
+        kern.select(tables, lw.keys[:rows], spec, Labels(y_ptr, y_ids), p, self.input_major(i), inp,
+                    lw.select_scratch(), lw.active(rows, False), ws.n_chunks, lw.stats)
         if timers:
             self._timers["tables_s"] += time.perf_counter() - t0
-
-    @staticmethod
-    def _layer_as_input(ws: Workspace, i: int, rows: int, dense: bool):
-        lw = ws.layers[i]
-        return (lw.start[:rows], lw.cnt[:rows], lw.ids[:rows].reshape(-1), lw.vals[:rows].reshape(-1), dense)
 
     def train_batch(self, x, y) -> float:
         """One Adam step on a batch; returns the mean loss (rows without labels count 0)."""
@@ -232,14 +232,14 @@ class SlideNetwork:
         ws = self._ws
         n_chunks = ws.n_chunks
         adam_chunks = n_chunks * 4 if n_chunks > 1 else 1
-        k = self.kernels
+        kern = self.kernels
         for i, p in enumerate(self.params):
             if i == len(self.params) - 1 and self.grouped:
                 self._grouped_adam(ws, rows, batch_id)
                 if mode == DENSE:
-                    adam_update(k.adam, p, batch_id, UNTOUCHED, c.lr, c.beta1, c.beta2, c.eps, adam_chunks)
+                    adam_update(kern.adam, p, batch_id, UNTOUCHED, c.lr, c.beta1, c.beta2, c.eps, adam_chunks)
             else:
-                adam_update(k.adam, p, batch_id, mode, c.lr, c.beta1, c.beta2, c.eps, adam_chunks)
+                adam_update(kern.adam, p, batch_id, mode, c.lr, c.beta1, c.beta2, c.eps, adam_chunks)
         self._timers["adam_s"] += time.perf_counter() - t0
         self.step = batch_id
         self._batches_since_stats += 1
@@ -251,12 +251,12 @@ class SlideNetwork:
         last = len(c.layers) - 1
         lw = ws.layers[last]
         p = self.params[last]
-        k = self.kernels
-        k.group_rows(lw.ids[:rows], lw.cnt[:rows], ws.has_grad[:rows], ws.grp_count, ws.grp_rows, ws.grp_n,
-                     ws.grp_ptr, ws.grp_pairs, p.row_stamp, p.bias_stamp, batch_id, ws.n_chunks)
-        k.grouped(p.W, p.mW, p.vW, p.b, p.mb, p.vb, ws.grp_rows, ws.grp_n, ws.grp_ptr, ws.grp_pairs, lw.vals[:rows],
-                  ws.layers[last - 1].vals[:rows], ws.grp_gbuf, adam_lr(c.lr, c.beta1, c.beta2, batch_id),
-                  c.beta1, c.beta2, c.eps, ws.n_chunks)
+        kern = self.kernels
+        groups = RowGroups(ws.grp_rows, ws.grp_n, ws.grp_ptr, ws.grp_pairs)
+        kern.group_rows(lw.ids[:rows], lw.cnt[:rows], ws.has_grad[:rows], ws.grp_count, groups, p, batch_id,
+                        ws.n_chunks)
+        kern.grouped(p, groups, lw.vals[:rows], ws.layers[last - 1].vals[:rows], ws.grp_gbuf,
+                     adam_lr(c.lr, c.beta1, c.beta2, batch_id), c.beta1, c.beta2, c.eps, ws.n_chunks)
 
     def _deferred_output_grad(self):
         """(gW (n_out, n_in), gb) of the output layer after _forward_backward in grouped mode
@@ -295,10 +295,10 @@ class SlideNetwork:
         np.subtract(x_ptr[1:], x_ptr[:-1], out=ws.x_cnt[:rows])
         y_ptr = ws.y_ptr[:rows + 1]
         np.subtract(y_ptr_in, y_ptr_in[0], out=y_ptr)
-        k = self.kernels
+        kern = self.kernels
         batch_id = self.step + 1
         last = len(c.layers) - 1
-        inp = (ws.x_start[:rows], ws.x_cnt[:rows], x_ids, x_vals, False)
+        inp = LayerInput(ws.x_start[:rows], ws.x_cnt[:rows], x_ids, x_vals, False)
         inputs = []
         t_fb = 0.0
         for i, cfg in enumerate(c.layers):
@@ -306,31 +306,26 @@ class SlideNetwork:
             p = self.params[i]
             inputs.append(inp)
             if not cfg.dense:
-                self._select(k, i, ws, inp, rows, i == last, y_ptr, y_ids, batch_id, True)
+                self._select(kern, i, ws, inp, rows, i == last, y_ptr, y_ids, batch_id, True)
             t0 = time.perf_counter()
             if i < last:
-                k.forward(p.W, p.b, self.input_major(i), True, *inp, lw.ids[:rows], lw.cnt[:rows],
-                          lw.vals[:rows], cfg.dense, ws.n_chunks, lw.stats)
+                kern.forward(p, self.input_major(i), True, inp, lw.active(rows, cfg.dense), ws.n_chunks, lw.stats)
             else:
                 prev = ws.layers[i - 1]
-                k.output(p.W, p.b, *inp, prev.delta[:rows].reshape(-1), True,
-                         lw.ids[:rows], lw.cnt[:rows], lw.vals[:rows], cfg.dense, lw.n_forced[:rows],
-                         lw.n_exact[:rows], cfg.log_q_correction, y_ptr, y_ids, 1.0 / rows, batch_id,
-                         p.gW, p.gb, p.row_stamp, p.bias_stamp, ws.losses[:rows], ws.has_grad[:rows],
-                         self.grouped, ws.n_chunks, lw.stats)
+                kern.output(p, inp, prev.delta[:rows].reshape(-1), lw.active(rows, cfg.dense), Labels(y_ptr, y_ids),
+                            cfg.log_q_correction, self.grouped, 1.0 / rows, batch_id,
+                            BatchResult(ws.losses[:rows], ws.has_grad[:rows]), ws.n_chunks, lw.stats)
             t_fb += time.perf_counter() - t0
-            inp = self._layer_as_input(ws, i, rows, cfg.dense)
+            inp = lw.as_input(rows, cfg.dense)
         t0 = time.perf_counter()
         dummy = ws.layers[0].delta[:0].reshape(-1)
         for i in range(last - 1, -1, -1):
             cfg = c.layers[i]
             lw = ws.layers[i]
             p = self.params[i]
-            need = i > 0
-            i_delta = ws.layers[i - 1].delta[:rows].reshape(-1) if need else dummy
-            k.backward(p.W, p.gW, p.gb, p.row_stamp, p.bias_stamp, self.input_major(i), *inputs[i], i_delta,
-                       need, lw.ids[:rows], lw.cnt[:rows], lw.vals[:rows], cfg.dense, lw.delta[:rows],
-                       ws.has_grad[:rows], batch_id, ws.n_chunks)
+            i_delta = ws.layers[i - 1].delta[:rows].reshape(-1) if i > 0 else dummy  # empty: no delta wanted
+            kern.backward(p, self.input_major(i), inputs[i], i_delta, lw.active(rows, cfg.dense), lw.delta[:rows],
+                          ws.has_grad[:rows], batch_id, ws.n_chunks)
         self._timers["forward_backward_s"] += t_fb + time.perf_counter() - t0
         self._last_rows = rows
         return float(ws.losses[:rows].astype(np.float64).sum() / rows)

@@ -21,7 +21,7 @@ import numpy as np
 
 from slide_core._numba import jit, jit_fast
 from slide_core.rng import next_below
-from slide_core.tables import bucket_bounds
+from slide_core.tables import bucket_bounds, touch_probed
 
 VANILLA, THRESHOLD, TOPK, RANDOM, ORACLE = 0, 1, 2, 3, 4
 STRATEGY_CODES = {"vanilla": VANILLA, "threshold": THRESHOLD, "topk": TOPK, "random": RANDOM, "oracle": ORACLE}
@@ -49,6 +49,8 @@ def union_select(tables, keys_row, stamp, base, out, n, cap):
     so the label recall is that of the tables, not of the cap.
     """
     retrieved = 0
+    if n < out.shape[0]:  # a slot the first appended neuron overwrites (out[n:] is scratch anyway)
+        out[n] = touch_probed(tables, keys_row, stamp)
     for t in range(keys_row.shape[0]):
         lo, hi = bucket_bounds(tables, t, keys_row[t])
         ent = tables.entries[t]
@@ -75,6 +77,8 @@ def count_select(tables, keys_row, stamp, base, counts, touched, hist, out, n, c
     are reset before returning (touched list). hist: int64 workspace of >= L + 2 entries.
     """
     n_touched = 0
+    if touched.shape[0] > 0:  # overwritten by the first neuron listed
+        touched[0] = touch_probed(tables, keys_row, counts)
     for t in range(keys_row.shape[0]):
         lo, hi = bucket_bounds(tables, t, keys_row[t])
         ent = tables.entries[t]

@@ -17,16 +17,21 @@ and parallel (HOGWILD: samples of a batch on all threads; the only races are the
 `gW[...] +=` / `gb[...] +=` gradient writes and the row stamps, which all write the same
 value). Statistics go to per-chunk rows of `stats`.
 
-Layer inputs are passed uniformly as (i_start, i_cnt, i_ids, i_vals, i_dense): sample s's
-input is entries i_start[s] .. i_start[s] + i_cnt[s] of the flat arrays i_ids/i_vals (ids
-ignored when i_dense: then entry k is coordinate k). The first layer's input is the CSR
-batch itself, a hidden layer's input is the previous layer's padded (B, cap) buffers.
+Kernels take NamedTuples of arrays, so a signature says what a kernel reads: the layer's
+parameters (layer.LayerParams), its input (LayerInput: sample s's input is entries
+start[s] .. start[s] + cnt[s] of the flat arrays ids/vals, ids ignored when dense: then entry
+k is coordinate k; the first layer's input is the CSR batch itself, a hidden layer's the
+previous layer's padded (B, cap) buffers), its active sets (ActiveSets), the batch's labels
+(Labels) and the batch's results (BatchResult). Each kernel binds the fields it reads to
+locals, one assignment each, before its prange loop: unpacking a NamedTuple or reading its
+fields inside the loop mis-compiled in the parallel variant (docs/pitfalls.md, Numba).
 fastmath (jit_fast policy): only dot products / sums are reassociated; nothing here relies
 on inf/NaN (softmax subtracts the max of finite logits).
 """
 from __future__ import annotations
 
 import types
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange
@@ -42,6 +47,58 @@ from slide_core.sampling import (
     count_select, force_labels, oracle_select, pad_random, score_all, union_select,
 )
 from slide_core.twin import twin
+
+class LayerInput(NamedTuple):
+    start: np.ndarray  # int64 (B,): sample s's first entry
+    cnt: np.ndarray  # int64 (B,): its number of entries
+    ids: np.ndarray  # int32 (flat): input coordinates (unused when dense)
+    vals: np.ndarray  # float32 (flat): input values
+    dense: bool  # entry k of a sample is coordinate k
+
+
+class ActiveSets(NamedTuple):
+    """A layer's active neurons for the batch's rows: ids[s, :cnt[s]] and their values."""
+    ids: np.ndarray  # int32 (B, cap) (unused when dense)
+    cnt: np.ndarray  # int64 (B,)
+    vals: np.ndarray  # float32 (B, cap): activations (hidden) / logits -> gradient (output)
+    n_forced: np.ndarray  # int64 (B,): the first n_forced[s] are the true labels (output layer)
+    n_exact: np.ndarray  # int64 (B,): those before n_exact[s] were chosen, the rest sampled
+    dense: bool  # every neuron active: position i is neuron i
+
+
+class Labels(NamedTuple):
+    ptr: np.ndarray  # int64 (B + 1,): sample s's labels are ids[ptr[s]:ptr[s + 1]]
+    ids: np.ndarray  # int32
+
+
+class BatchResult(NamedTuple):
+    losses: np.ndarray  # float32 (B,)
+    has_grad: np.ndarray  # uint8 (B,): 0 for a sample without labels (no gradient, no row touched)
+
+
+class SelectScratch(NamedTuple):
+    """Per-chunk (first axis) working memory of the selection kernels (workspace.LayerWork)."""
+    stamp: np.ndarray
+    stamp_next: np.ndarray
+    counts: np.ndarray
+    touched: np.ndarray
+    hist: np.ndarray
+    scores: np.ndarray
+    work: np.ndarray
+
+
+class SelectSpec(NamedTuple):
+    """What one selection call chooses (network._select fills it from the LayerConfig)."""
+    strategy: int  # sampling.STRATEGY_CODES
+    cap: int  # room per sample in ActiveSets
+    chosen_limit: int  # most neurons the strategy chooses besides labels
+    sampled_target: int  # fill up to this many besides labels with uniform samples (0: none)
+    threshold: int
+    force: bool  # the labels go in first (training)
+    seed: int  # RNG stream of the padding: (seed, stream, sample, layer)
+    stream: int
+    layer: int
+
 
 # columns of the per-chunk statistics rows
 ST_SAMPLES, ST_ACTIVE, ST_LABELS, ST_RETRIEVED, ST_CANDIDATES, ST_MULTS = 0, 1, 2, 3, 4, 5
@@ -155,9 +212,20 @@ def _backprop_input_rows(W, gW, gb, row_stamp, bias_stamp, batch_id, ids, n, o_d
                 gw[ids[i]] += x * d[i]
 
 
-def _forward_impl(W, b, input_major, relu, i_start, i_cnt, i_ids, i_vals, i_dense,
-                  o_ids, o_cnt, o_vals, o_dense, n_chunks, stats):
-    """Hidden layer forward (or output logits at inference): o_vals[s, :o_cnt[s]]."""
+def _forward_impl(p, input_major, relu, inp, act, n_chunks, stats):
+    """Hidden layer forward (or output logits at inference): act.vals[s, :act.cnt[s]] from
+    LayerParams p and LayerInput inp into ActiveSets act."""
+    W = p.W
+    b = p.b
+    i_start = inp.start
+    i_cnt = inp.cnt
+    i_ids = inp.ids
+    i_vals = inp.vals
+    i_dense = inp.dense
+    o_ids = act.ids
+    o_cnt = act.cnt
+    o_vals = act.vals
+    o_dense = act.dense
     B = i_start.shape[0]
     width = b.shape[0]
     for c in prange(n_chunks):
@@ -180,18 +248,39 @@ def _forward_impl(W, b, input_major, relu, i_start, i_cnt, i_ids, i_vals, i_dens
         stats[c, ST_MULTS] += mults
 
 
-def _output_impl(W, b, i_start, i_cnt, i_ids, i_vals, i_dense, i_delta, need_delta,
-                 o_ids, o_cnt, o_vals, o_dense, n_forced, n_exact, log_q, y_ptr, y_ids, inv_batch, batch_id,
-                 gW, gb, row_stamp, bias_stamp, losses, has_grad, defer, n_chunks, stats):
+def _output_impl(p, inp, i_delta, act, labels, log_q, defer, inv_batch, batch_id, result, n_chunks, stats):
     """Output layer (neuron-major): logits, softmax over the active set, loss, gradient
-    (p - y/|y|) * inv_batch, backward into gW/gb and (need_delta) the input's delta.
+    (p - y/|y|) * inv_batch, backward into p.gW/p.gb and the input's delta i_delta (when it
+    is not empty).
 
-    defer: leave the weight gradient as o_vals (dz per active neuron) for adam.grouped_adam
+    defer: leave the weight gradient as act.vals (dz per active neuron) for adam.grouped_adam
     to assemble row by row (dense hidden input, sparse output only): no gW traffic, no race.
-    Sparse output: the labels are the first n_forced[s] active neurons (sampling.py).
+    Sparse output: the labels are the first act.n_forced[s] active neurons (sampling.py).
     Dense output: every neuron active, the labels are looked up directly (deduplicated).
     A sample without labels has loss 0, no gradient, and touches no row.
     """
+    W = p.W
+    b = p.b
+    gW = p.gW
+    gb = p.gb
+    row_stamp = p.row_stamp
+    bias_stamp = p.bias_stamp
+    i_start = inp.start
+    i_cnt = inp.cnt
+    i_ids = inp.ids
+    i_vals = inp.vals
+    i_dense = inp.dense
+    o_ids = act.ids
+    o_cnt = act.cnt
+    o_vals = act.vals
+    n_forced = act.n_forced
+    n_exact = act.n_exact
+    o_dense = act.dense
+    y_ptr = labels.ptr
+    y_ids = labels.ids
+    losses = result.losses
+    has_grad = result.has_grad
+    need_delta = i_delta.shape[0] > 0
     B = i_start.shape[0]
     width = b.shape[0]
     for c in prange(n_chunks):
@@ -314,11 +403,22 @@ def _output_impl(W, b, i_start, i_cnt, i_ids, i_vals, i_dense, i_delta, need_del
         stats[c, ST_MULTS] += mults
 
 
-def _backward_impl(W, gW, gb, row_stamp, bias_stamp, input_major,
-                   i_start, i_cnt, i_ids, i_vals, i_dense, i_delta, need_delta,
-                   o_ids, o_cnt, o_vals, o_dense, o_delta, has_grad, batch_id, n_chunks):
+def _backward_impl(p, input_major, inp, i_delta, act, o_delta, has_grad, batch_id, n_chunks):
     """Hidden layer backward: o_delta (dL/d activation, written by the layer above) times
-    the ReLU mask, into gW/gb and (need_delta) the input's delta."""
+    the ReLU mask, into p.gW/p.gb and the input's delta i_delta (when it is not empty)."""
+    W = p.W
+    gW = p.gW
+    gb = p.gb
+    row_stamp = p.row_stamp
+    bias_stamp = p.bias_stamp
+    i_start = inp.start
+    i_cnt = inp.cnt
+    i_ids = inp.ids
+    i_vals = inp.vals
+    i_dense = inp.dense
+    o_ids, o_cnt, o_vals = act.ids, act.cnt, act.vals
+    o_dense = act.dense
+    need_delta = i_delta.shape[0] > 0
     B = i_start.shape[0]
     for c in prange(n_chunks):
         for s in range(c * B // n_chunks, (c + 1) * B // n_chunks):
@@ -328,9 +428,9 @@ def _backward_impl(W, gW, gb, row_stamp, bias_stamp, input_major,
             cnt = i_cnt[s]
             n = o_cnt[s]
             d = o_delta[s]
-            act = o_vals[s]
+            h = o_vals[s]
             for i in range(n):
-                if act[i] <= 0.0:
+                if h[i] <= 0.0:
                     d[i] = 0.0
             xi = i_ids[lo:lo + cnt]  # sliced once: see _dot
             xv = i_vals[lo:lo + cnt]
@@ -346,8 +446,13 @@ def _backward_impl(W, gW, gb, row_stamp, bias_stamp, input_major,
                                       xi, xv, i_dense, xd, need_delta)
 
 
-def _hash_impl(hf, i_start, i_cnt, i_ids, i_vals, i_dense, keys, scratch_f, scratch_i, n_chunks):
-    """keys[s] = the L bucket keys of sample s's input."""
+def _hash_impl(hf, inp, keys, scratch_f, scratch_i, n_chunks):
+    """keys[s] = the L bucket keys of sample s's input (LayerInput inp)."""
+    i_start = inp.start
+    i_cnt = inp.cnt
+    i_ids = inp.ids
+    i_vals = inp.vals
+    i_dense = inp.dense
     B = i_start.shape[0]
     for c in prange(n_chunks):
         for s in range(c * B // n_chunks, (c + 1) * B // n_chunks):
@@ -359,16 +464,40 @@ def _hash_impl(hf, i_start, i_cnt, i_ids, i_vals, i_dense, keys, scratch_f, scra
                 hash_sparse_into(hf, i_ids[lo:hi], i_vals[lo:hi], keys[s], scratch_f[c], scratch_i[c])
 
 
-def _select_impl(tables, keys, strategy, cap, chosen_limit, sampled_target, threshold, force, y_ptr, y_ids,
-                 seed, stream, layer_idx, W, b, input_major, i_start, i_cnt, i_ids, i_vals, i_dense,
-                 stamp, stamp_next, counts, touched, hist, scores, work,
-                 o_ids, o_cnt, n_forced, n_exact, n_chunks, stats):
-    """Active set of every sample: forced labels first (training, output layer), then the
-    strategy's neurons (at most chosen_limit), then uniformly random neurons until
-    sampled_target besides the labels. See sampling.py.
-    n_exact[s]: the active neurons before position n_exact[s] were chosen deterministically
+def _select_impl(tables, keys, spec, labels, p, input_major, inp, scratch, act, n_chunks, stats):
+    """Active set of every sample (ActiveSets act) as SelectSpec spec says: forced labels
+    first (training, output layer), then the strategy's neurons (at most spec.chosen_limit),
+    then uniformly random neurons until spec.sampled_target besides the labels. See sampling.py.
+    act.n_exact[s]: the active neurons before position n_exact[s] were chosen deterministically
     (labels, table retrieval, oracle); those from it on are a uniform sample of the rest
-    (random strategy, padding), which the output layer may correct by log Q."""
+    (random strategy, padding), which the output layer may correct by log Q.
+    p (W, b) and inp are read by the oracle control only."""
+    strategy = spec.strategy
+    cap = spec.cap
+    chosen_limit = spec.chosen_limit
+    sampled_target = spec.sampled_target
+    threshold = spec.threshold
+    force = spec.force
+    seed = spec.seed
+    stream = spec.stream
+    layer_idx = spec.layer
+    y_ptr = labels.ptr
+    y_ids = labels.ids
+    W = p.W
+    b = p.b
+    i_start = inp.start
+    i_cnt = inp.cnt
+    i_ids = inp.ids
+    i_vals = inp.vals
+    i_dense = inp.dense
+    stamp = scratch.stamp
+    stamp_next = scratch.stamp_next
+    counts = scratch.counts
+    touched = scratch.touched
+    hist = scratch.hist
+    scores = scratch.scores
+    work = scratch.work
+    o_ids, o_cnt, n_forced, n_exact = act.ids, act.cnt, act.n_forced, act.n_exact
     B = i_start.shape[0]
     width = b.shape[0]
     for c in prange(n_chunks):

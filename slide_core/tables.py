@@ -256,9 +256,10 @@ def bucket_bounds(tables, t, key):
 
 
 @jit
-def _touch_probed(tables, keys, stamp):
+def touch_probed(tables, keys, stamp):
     """Load every probed bucket's offset, then its first neuron's stamp, in two tight
-    loops. Those loads are independent, so their cache misses overlap; the main loop then
+    loops (the selection kernels in sampling.py call it before they walk the buckets).
+    Those loads are independent, so their cache misses overlap; the main loop then
     finds them cached. At 670k neurons this made a query clearly faster (the walk itself is
     memory-latency bound: ~3 random cache lines per probed bucket). The caller stores the
     returned sum in an output slot it is about to overwrite anyway, so the loads are not
@@ -272,59 +273,3 @@ def _touch_probed(tables, keys, stamp):
         if lo < width:
             s += stamp[tables.entries[t, lo]]
     return s
-
-
-@jit
-def query_union_into(tables, keys, stamp, stamp_value, out, max_out):
-    """Vanilla SLIDE retrieval: the union of the L buckets keys[t], deduplicated.
-
-    Neuron i is taken when stamp[i] != stamp_value, and then stamp[i] = stamp_value; the
-    caller bumps stamp_value for every query, so the stamp array never needs clearing
-    (start it at a value no query uses, e.g. zeros with stamp_value from 1). Buckets are
-    read in table order, neurons in bucket order; stops after min(max_out, len(out))
-    neurons. Returns n, the number written to out (out[n:] is unspecified).
-    """
-    limit = min(max_out, out.shape[0])
-    if limit <= 0:
-        return 0
-    out[0] = _touch_probed(tables, keys, stamp)  # overwritten by the first neuron, if any
-    n = 0
-    for t in range(keys.shape[0]):
-        k = keys[t]
-        for e in range(tables.offsets[t, k], tables.offsets[t, k + 1]):
-            i = tables.entries[t, e]
-            if stamp[i] != stamp_value:
-                stamp[i] = stamp_value
-                out[n] = i
-                n += 1
-                if n >= limit:
-                    return n
-    return n
-
-
-@jit
-def query_counts_into(tables, keys, counts, touched):
-    """How many of the L probed buckets hold each neuron (for hard-threshold and
-    top-k-by-frequency strategies).
-
-    counts must be zero on entry for every neuron (int32[n_neurons]); afterwards
-    counts[i] is neuron i's frequency and touched[:n] lists the n distinct neurons seen,
-    in first-seen order. The caller resets counts[touched[:n]] = 0. If touched is shorter
-    than the number of distinct neurons, later new neurons are neither counted nor listed
-    (size touched with max_candidates(tables) to avoid that). Returns n.
-    """
-    cap = touched.shape[0]
-    if cap > 0:
-        touched[0] = _touch_probed(tables, keys, counts)  # overwritten by the first neuron, if any
-    n = 0
-    for t in range(keys.shape[0]):
-        k = keys[t]
-        for e in range(tables.offsets[t, k], tables.offsets[t, k + 1]):
-            i = tables.entries[t, e]
-            if counts[i] == 0:
-                if n >= cap:
-                    continue
-                touched[n] = i
-                n += 1
-            counts[i] += 1
-    return n

@@ -12,7 +12,7 @@ import numpy as np
 
 from slide_core.config import LayerConfig
 from slide_core.hashing import scratch_sizes
-from slide_core.step import N_STATS
+from slide_core.step import N_STATS, ActiveSets, LayerInput, SelectScratch
 
 
 class LayerWork(NamedTuple):
@@ -34,6 +34,20 @@ class LayerWork(NamedTuple):
     scratch_f: np.ndarray  # float32 (T, n): hash scratch
     scratch_i: np.ndarray  # int32 (T, n)
     stats: np.ndarray  # float64 (T, N_STATS)
+
+    def active(self, rows: int, dense: bool) -> ActiveSets:
+        """The first `rows` samples' active sets, as the kernels take them."""
+        return ActiveSets(self.ids[:rows], self.cnt[:rows], self.vals[:rows], self.n_forced[:rows],
+                          self.n_exact[:rows], dense)
+
+    def as_input(self, rows: int, dense: bool) -> LayerInput:
+        """This layer's activations as the next layer's input (padded rows of cap entries)."""
+        return LayerInput(self.start[:rows], self.cnt[:rows], self.ids[:rows].reshape(-1),
+                          self.vals[:rows].reshape(-1), dense)
+
+    def select_scratch(self) -> SelectScratch:
+        return SelectScratch(self.stamp, self.stamp_next, self.counts, self.touched, self.hist, self.scores,
+                             self.work)
 
 
 class Workspace(NamedTuple):
@@ -62,7 +76,7 @@ def _per_chunk(T: int, n: int, dtype, fill=0) -> np.ndarray:
 def make_layer_work(cfg: LayerConfig, rows: int, label_room: int, T: int, hf, dense_out: bool) -> LayerWork:
     """Buffers for one layer. dense_out: every neuron active (sparsity 1 or dense inference)."""
     width = cfg.width
-    cap = width if dense_out else cfg.capacity(label_room)
+    cap = width if dense_out else cfg.active_capacity(label_room)
     sparse = not dense_out
     counting = sparse and cfg.strategy in ("threshold", "topk")
     oracle = sparse and cfg.strategy == "oracle"
@@ -97,7 +111,7 @@ def make_workspace(layers: tuple[LayerConfig, ...], rows: int, label_room: int, 
     """Workspace for a batch of `rows`; dense=True computes every neuron (dense inference);
     grouped: buffers for the grouped output-layer Adam."""
     out = layers[-1]
-    cap = out.capacity(label_room) if grouped else 1
+    cap = out.active_capacity(label_room) if grouped else 1
     n_pairs = rows * cap if grouped else 1
     n_in = layers[-2].width if (grouped and len(layers) > 1) else 1
     return Workspace(

@@ -161,16 +161,6 @@ def buckets(keys_arr, capacity: int, policy: str, seed: int = 0):
     return out
 
 
-def query_union(bkts, qkeys, max_out: int):
-    seen, out = set(), []
-    for t, k in enumerate(qkeys):
-        for i in bkts.get((t, int(k)), []):
-            if i not in seen and len(out) < max_out:
-                seen.add(i)
-                out.append(i)
-    return out
-
-
 def query_counts(bkts, qkeys, n_neurons: int):
     counts = np.zeros(n_neurons, dtype=np.int64)
     for t, k in enumerate(qkeys):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from slide_core.hashing import hash_dense, hash_rows, make_hash_functions
-from slide_core.tables import build_tables, query_union_into
+from slide_core.sampling import STAMP_STRIDE, union_select
+from slide_core.tables import build_tables
 
 
 def _pair_at_angle(rng, dim, theta):
@@ -47,12 +48,12 @@ def test_union_recall_of_true_top10_beats_random(family, K, range_pow):
     n = W.shape[0]
     hf = make_hash_functions(family, W.shape[1], K, 50, range_pow, seed=2)
     tables = build_tables(hash_rows(hf, W), range_pow, capacity=128)
-    stamp = np.zeros(n, np.int32)
+    stamp = np.zeros(n, np.int64)
     out = np.empty(n, np.int32)
     recalls, sizes = [], []
     for q, x in enumerate(Q):
         top10 = set(np.argsort(-(W @ x))[:10].tolist())
-        m = query_union_into(tables, hash_dense(hf, x), stamp, q + 1, out, n)
+        m = union_select(tables, hash_dense(hf, x), stamp, (q + 1) * STAMP_STRIDE, out, 0, n)[0]
         recalls.append(len(top10 & set(out[:m].tolist())) / 10)
         sizes.append(m)
     recall, random_recall = np.mean(recalls), np.mean(sizes) / n  # a random set of size m has recall m/n

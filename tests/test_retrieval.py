@@ -11,7 +11,8 @@ from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 from slide_core.config import auto_sparsity
 from slide_core.hashing import hash_rows, make_hash_functions
 from slide_core.sizing import auto_K, expected_retrieved
-from slide_core.tables import build_tables, query_union_into
+from slide_core.sampling import STAMP_STRIDE, union_select
+from slide_core.tables import build_tables
 
 
 def measured_union(n, family, K, L, packing="exact", capacity=128, range_pow=18, queries=200, seed=0):
@@ -23,9 +24,9 @@ def measured_union(n, family, K, L, packing="exact", capacity=128, range_pow=18,
     hf = make_hash_functions(family, dim, K, L, range_pow, seed + 1, packing=packing)
     tables = build_tables(hash_rows(hf, W), range_pow, capacity, "reservoir", seed + 2)
     keys = hash_rows(hf, Q)
-    stamp = np.zeros(n, np.int32)
+    stamp = np.zeros(n, np.int64)
     out = np.empty(n, np.int32)
-    return float(np.mean([query_union_into(tables, keys[q], stamp, q + 1, out, n) for q in range(queries)]))
+    return float(np.mean([union_select(tables, keys[q], stamp, (q + 1) * STAMP_STRIDE, out, 0, n)[0] for q in range(queries)]))
 
 
 @pytest.mark.parametrize("n,family,K,L,packing,capacity", [

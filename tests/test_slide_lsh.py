@@ -7,6 +7,7 @@ import pytest
 from experiments.data.csr import CSR
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 from slide_core import inference
+from slide_core.step import LayerInput
 
 try:
     from tests import reference_lsh as ref
@@ -130,8 +131,8 @@ def test_lsh_recall_of_top_inner_products_beats_random():
         wsd = net._predict_workspace(x.n_rows, dense=True)
         inference._fill_input(wsd, x.indptr, 0, x.n_rows)
         H = inference._hidden(net, wsd, x.indices, x.data, rows).copy()
-        inp = (ws.layers[0].start[:rows], ws.layers[0].cnt[:rows], ws.layers[0].ids[:rows].reshape(-1),
-               H.reshape(-1), True)
+        inp = LayerInput(ws.layers[0].start[:rows], ws.layers[0].cnt[:rows], ws.layers[0].ids[:rows].reshape(-1),
+                         H.reshape(-1), True)
         ws.layers[0].start[:rows] = np.arange(rows) * hid
         ws.layers[0].cnt[:rows] = hid
         net._select(net.kernels, 1, ws, inp, rows, False, np.zeros(rows + 1, np.int64), np.zeros(0, np.int32), 0, False,

@@ -6,9 +6,10 @@ import pytest
 
 from experiments.data.csr import CSR
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
+from slide_core.layer import LayerParams
 from slide_core.adam import (
-    DENSE, LAZY, UNTOUCHED, adam_lr, adam_parallel, adam_serial, group_rows_parallel, group_rows_serial, grouped_parallel,
-    grouped_serial,
+    DENSE, LAZY, UNTOUCHED, RowGroups, adam_lr, adam_parallel, adam_serial, group_rows_parallel, group_rows_serial,
+    grouped_parallel, grouped_serial,
 )
 from tests import reference as ref
 
@@ -275,14 +276,16 @@ def _grouped_step(group_rows, grouped, n_chunks, seed=3):
     rows, n_t = np.zeros((n_chunks, B * cap), dtype=np.int32), np.zeros(n_chunks, dtype=np.int64)
     ptr, pairs = np.zeros((n_chunks, B * cap + 1), dtype=np.int64), np.zeros((n_chunks, B * cap), dtype=np.int64)
     inputs = (ids, cnt, has_grad, dz, H, W.copy(), m.copy(), v.copy(), b.copy(), mb.copy(), vb.copy())
-    group_rows(ids, cnt, has_grad, count, rows, n_t, ptr, pairs, row_stamp, bias_stamp, 5, n_chunks)
+    params = LayerParams(W, b, m, v, mb, vb, np.zeros((1, n_in), np.float32), np.zeros_like(b), row_stamp, bias_stamp)
+    groups = RowGroups(rows, n_t, ptr, pairs)
+    group_rows(ids, cnt, has_grad, count, groups, params, 5, n_chunks)
     assert not count.any(), "the counters are restored to zeros"
     for c in range(n_chunks):  # each chunk lists only rows of its own range, ascending
         own = rows[c, :n_t[c]]
         assert np.all(np.diff(own) > 0)
         assert np.all((own >= c * n_out // n_chunks) & (own < (c + 1) * n_out // n_chunks))
-    grouped(W, m, v, b, mb, vb, rows, n_t, ptr, pairs, dz, H, np.zeros((n_chunks, n_in), dtype=np.float32),
-            adam_lr(1e-2, 0.9, 0.999, 5), 0.9, 0.999, 1e-8, n_chunks)
+    grouped(params, groups, dz, H, np.zeros((n_chunks, n_in), dtype=np.float32), adam_lr(1e-2, 0.9, 0.999, 5), 0.9,
+            0.999, 1e-8, n_chunks)
     return (W, m, v, b, mb, vb, row_stamp), inputs
 
 
@@ -339,3 +342,30 @@ def test_bad_inputs_raise_clear_errors():
         LayerConfig(10, sparsity=0)
     with pytest.raises(ValueError, match="strategy"):
         LayerConfig(10, strategy="nope")
+
+
+@pytest.mark.parametrize("strategy", ["topk", "vanilla", "random"])
+def test_parallel_kernels_compute_what_the_serial_ones_do(strategy):
+    """The race-free parts of a parallel (2-thread) step equal the serial step bit for bit:
+    active sets, logits -> gradients of the output layer, losses, and the weights after the
+    output layer's grouped Adam. (Numba's parfors once mis-compiled a kernel that unpacked a
+    NamedTuple argument, leaving the serial variant right: this compares the two.)"""
+    import numba
+
+    out = LayerConfig(N_OUT, sparsity=0.4, strategy=strategy, hash_family="simhash", K=2, L=4, range_pow=4)
+    cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), out), lr=1e-2)
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    nets = [SlideNetwork(cfg, initial_weights=weights(), seed=3, threads=t) for t in (1, 2)]
+    x, y = batch(seed=4, rows=16)
+    for net in nets:
+        net._forward_backward(x, y)
+    (s, p) = nets
+    ls, lp = s._ws.layers[1], p._ws.layers[1]
+    assert np.array_equal(ls.cnt[:16], lp.cnt[:16])
+    for r in range(16):
+        assert np.array_equal(ls.ids[r, :ls.cnt[r]], lp.ids[r, :lp.cnt[r]])
+        assert np.array_equal(ls.vals[r, :ls.cnt[r]], lp.vals[r, :lp.cnt[r]])
+    assert np.array_equal(s._ws.losses[:16], p._ws.losses[:16])
+    for net in nets:
+        net._update()
+    assert np.array_equal(s.params[1].W, p.params[1].W) and np.array_equal(s.params[1].b, p.params[1].b)

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slide_core.tables import (HashTables, bucket_bounds, build_tables, max_candidates, query_counts_into,
-                               query_union_into)
+from slide_core.tables import HashTables, bucket_bounds, build_tables
 
 try:
     from tests import reference_lsh as ref
@@ -71,45 +70,7 @@ def test_reservoir_deterministic_and_uniform():
     assert abs(freq[:cap].mean() - freq[-cap:].mean()) < 0.05
 
 
-def test_queries_match_brute_force():
-    keys = _keys(n=400, L=5, range_pow=3)
-    tables = build_tables(keys, range_pow=3, capacity=20, policy="fifo")
-    bkts = ref.buckets(keys, 20, "fifo")
-    rng = np.random.default_rng(2)
-    stamp = np.zeros(400, np.int32)
-    counts = np.zeros(400, np.int32)
-    touched = np.empty(max_candidates(tables), np.int32)
-    out = np.empty(400, np.int32)
-    for q in range(1, 30):
-        qkeys = rng.integers(0, 8, size=5).astype(np.int32)
-        max_out = int(rng.integers(1, 120))
-        n = query_union_into(tables, qkeys, stamp, q, out, max_out)
-        assert out[:n].tolist() == ref.query_union(bkts, qkeys, max_out)
-        m = query_counts_into(tables, qkeys, counts, touched)
-        want = ref.query_counts(bkts, qkeys, 400)
-        np.testing.assert_array_equal(counts, want)
-        assert sorted(touched[:m].tolist()) == np.flatnonzero(want).tolist()
-        counts[touched[:m]] = 0  # caller's reset contract
-
-
-def test_union_respects_out_length_and_zero_budget():
-    keys = np.zeros((30, 3), np.int32)
-    tables = build_tables(keys, range_pow=1, capacity=128)
-    stamp = np.zeros(30, np.int32)
-    out = np.empty(5, np.int32)
-    assert query_union_into(tables, np.zeros(3, np.int32), stamp, 1, out, 100) == 5
-    assert query_union_into(tables, np.zeros(3, np.int32), stamp, 2, out, 0) == 0
-    assert query_union_into(tables, np.ones(3, np.int32), stamp, 3, out, 5) == 0  # empty buckets
-
-
-def test_counts_with_short_touched_stays_consistent():
-    keys = np.zeros((30, 3), np.int32)
-    tables = build_tables(keys, range_pow=1, capacity=128)
-    counts = np.zeros(30, np.int32)
-    touched = np.empty(4, np.int32)
-    m = query_counts_into(tables, np.zeros(3, np.int32), counts, touched)
-    assert m == 4 and touched.tolist() == [0, 1, 2, 3]
-    assert counts.tolist() == [3] * 4 + [0] * 26  # unlisted neurons left uncounted
+# queries of the tables: tests/test_selection.py (the selection kernels training calls)
 
 
 def test_memory_is_linear_in_neurons_and_buckets():
