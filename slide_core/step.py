@@ -416,7 +416,9 @@ def _backward_impl(p, input_major, inp, i_delta, act, o_delta, has_grad, batch_i
     i_ids = inp.ids
     i_vals = inp.vals
     i_dense = inp.dense
-    o_ids, o_cnt, o_vals = act.ids, act.cnt, act.vals
+    o_ids = act.ids
+    o_cnt = act.cnt
+    o_vals = act.vals
     o_dense = act.dense
     need_delta = i_delta.shape[0] > 0
     B = i_start.shape[0]
@@ -497,7 +499,10 @@ def _select_impl(tables, keys, spec, labels, p, input_major, inp, scratch, act, 
     hist = scratch.hist
     scores = scratch.scores
     work = scratch.work
-    o_ids, o_cnt, n_forced, n_exact = act.ids, act.cnt, act.n_forced, act.n_exact
+    o_ids = act.ids
+    o_cnt = act.cnt
+    n_forced = act.n_forced
+    n_exact = act.n_exact
     B = i_start.shape[0]
     width = b.shape[0]
     for c in prange(n_chunks):
