@@ -2,7 +2,7 @@
 
     python -m reports {figure3,iterations,table,scaling,sublinear,retrieval,sparsity_tradeoff,all}
         --experiment NAME
-    python -m reports.figure3 --experiment NAME [--sweep-id ID] [--out DIR]   (same per figure)
+    python -m reports figure3 --experiment NAME [--sweep-id ID] [--out DIR]   (same for every report)
 
 reports.load: MLflow -> tidy pandas tables; reports.table: time-to-accuracy maths and table;
 reports.table_markdown: its CSV / markdown files; reports.figure3, .iterations, .scaling,

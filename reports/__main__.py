@@ -16,7 +16,7 @@ from reports.table import DEFAULT_FRACTIONS, METHODS
 
 
 # The harness's default store (conf/tracking/local.yaml: sqlite:///<project root>/mlflow.db),
-# so `python -m reports.figure3` finds the runs of `python run.py` from any folder.
+# so `python -m reports figure3` finds the runs of `python run.py` from any folder.
 PROJECT_STORE = Path(__file__).resolve().parents[1] / "mlflow.db"
 
 

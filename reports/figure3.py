@@ -2,11 +2,10 @@
 log-scale x, one curve per run coloured by model, one panel per dataset; runs that are
 skipped/failed/killed or have no eval point are listed under the plot with their reason.
 
-    python -m reports.figure3 --experiment NAME [--sweep-id ID] [--tracking-uri URI] [--out DIR]
+    python -m reports figure3 --experiment NAME [--sweep-id ID] [--tracking-uri URI] [--out DIR]
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -52,9 +51,3 @@ def figure3(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
         mine = runs[runs["dataset"] == dataset]
         _time_panel(ax, mine, points[points["run_id"].isin(mine["run_id"])])
     return save(fig, out_dir, stem)
-
-
-if __name__ == "__main__":
-    from reports.__main__ import main
-
-    sys.exit(main(["figure3", *sys.argv[1:]]))

@@ -1,11 +1,10 @@
 """P@1 and training loss against training iteration, one curve per run: does sparsity
 cost accuracy per step? (convergence parity)
 
-    python -m reports.iterations --experiment NAME [--sweep-id ID] [--out DIR]
+    python -m reports iterations --experiment NAME [--sweep-id ID] [--out DIR]
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -39,9 +38,3 @@ def iterations(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
         empty_message(ax_p, "no eval points")
     fig.suptitle(f"Convergence per step — {context_text(runs)}")
     return save(fig, out_dir, stem)
-
-
-if __name__ == "__main__":
-    from reports.__main__ import main
-
-    sys.exit(main(["iterations", *sys.argv[1:]]))

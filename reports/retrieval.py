@@ -4,11 +4,10 @@ and top-10 recall (dashed) on held-out rows against training iterations; right: 
 recall over a uniformly random set of the same size (log y, 1 = no better than random). One
 line per run that logged the slide/* retrieval metrics (other models do not).
 
-    python -m reports.retrieval --experiment NAME [--sweep-id ID] [--out DIR]
+    python -m reports retrieval --experiment NAME [--sweep-id ID] [--out DIR]
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -106,9 +105,3 @@ def retrieval(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
         empty_message(ax_l, f"no run logged {LIFT_100}")
     fig.suptitle(f"SLIDE retrieval quality — {context_text(runs)}")
     return save(fig, out_dir, stem)
-
-
-if __name__ == "__main__":
-    from reports.__main__ import main
-
-    sys.exit(main(["retrieval", *sys.argv[1:]]))

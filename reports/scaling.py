@@ -1,11 +1,10 @@
 """Core scaling from a threads sweep: samples/s (with ideal linear scaling dotted) and time
 to a target P@1 against threads, per model.
 
-    python -m reports.scaling --experiment NAME [--sweep-id ID] [--out DIR]
+    python -m reports scaling --experiment NAME [--sweep-id ID] [--out DIR]
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -64,9 +63,3 @@ def scaling(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
             empty_message(ax, "no finished run with data")
     fig.suptitle(f"Core scaling — {context_text(runs)}")
     return save(fig, out_dir, stem)
-
-
-if __name__ == "__main__":
-    from reports.__main__ import main
-
-    sys.exit(main(["scaling", *sys.argv[1:]]))

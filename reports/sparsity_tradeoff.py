@@ -10,12 +10,11 @@ requested sparsity: what the run really computed. Points sit on a log x axis; on
 (dataset, labels) (P@1 levels of different problems do not compare). Beside
 the figure, sparsity_tradeoff.csv / .md list the same points and the baselines' levels.
 
-    python -m reports.sparsity_tradeoff --experiment NAME [--sweep-id ID] [--out DIR]
+    python -m reports sparsity_tradeoff --experiment NAME [--sweep-id ID] [--out DIR]
 """
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -208,9 +207,3 @@ def write_tradeoff_table(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: P
     md_path.write_text(to_markdown(table), encoding="utf-8")
     logger.info("wrote %s and %s", csv_path, md_path)
     return [csv_path, md_path]
-
-
-if __name__ == "__main__":
-    from reports.__main__ import main
-
-    sys.exit(main(["sparsity_tradeoff", *sys.argv[1:]]))

@@ -2,12 +2,11 @@
 of labels, log-log, per model, with the fitted log-log slope in the legend (1 = cost linear
 in labels, < 1 = sub-linear) and a slope-1 guide.
 
-    python -m reports.sublinear --experiment NAME [--sweep-id ID] [--out DIR]
+    python -m reports sublinear --experiment NAME [--sweep-id ID] [--out DIR]
 """
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,9 +65,3 @@ def sublinear(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
            title=f"Cost per sample vs output size — {context_text(runs)}")
     ax.grid(True, which="both", alpha=0.3)
     return save(fig, out_dir, stem)
-
-
-if __name__ == "__main__":
-    from reports.__main__ import main
-
-    sys.exit(main(["sublinear", *sys.argv[1:]]))

@@ -241,11 +241,3 @@ def headline_speedups(table: pd.DataFrame) -> dict[str, float]:
             key += f"/{row['run']}" if several[row["model"]] > 1 else ""
             metrics[_metric_name(key)] = float(value)
     return metrics
-
-
-if __name__ == "__main__":
-    import sys
-
-    from reports.__main__ import main
-
-    sys.exit(main(["table", *sys.argv[1:]]))

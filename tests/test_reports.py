@@ -322,7 +322,7 @@ def test_cli_unknown_experiment_is_a_message_not_a_traceback(store, capsys):
 
 @pytest.mark.slow
 def test_module_entry_point_runs(store, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "reports.figure3", "--experiment", "figure3",
+    done = subprocess.run([sys.executable, "-m", "reports", "figure3", "--experiment", "figure3",
                            "--sweep-id", SWEEP_A, "--tracking-uri", store["uri"],
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
