@@ -176,3 +176,23 @@ def test_numpy_dense_adam_modes_match_the_reference(adam):
         if adam == "lazy" and i == 0:
             rest = np.setdiff1d(np.arange(9), features)
             assert np.array_equal(p[rest], b[rest])
+
+
+@pytest.mark.parametrize("adam", ["lazy", "dense"])
+def test_numpy_dense_lazy_adam_leaves_rows_a_later_batch_does_not_touch(adam):
+    """Two steps on batches with different features: in lazy mode an input row the second
+    batch does not touch keeps the weights and moments the first step gave it (its moments are
+    not decayed, its weights not moved by the first step's momentum); in dense mode it moves."""
+    x1 = CSR.from_rows([[0, 1], [2]], 9, [[1.0, 0.5], [0.7]])
+    x2 = CSR.from_rows([[3, 4], [5]], 9, [[1.0, 0.5], [0.7]])
+    y = CSR.from_rows([[1], [2, 3]], 11)
+    ctx = ModelContext(n_features=9, n_labels=11, hidden=(6,), lr=1e-2, seed=1, init_std=0.5, adam=adam)
+    model = NumpyDenseModel(ctx)
+    model.train_step(x1, y)
+    W, m, v = (a[0].copy() for a in (model.weights, model.adam.m, model.adam.v))
+    model.train_step(x2, y)
+    first_only = [0, 1, 2]
+    unchanged = [np.array_equal(a[0][first_only], b[first_only])
+                 for a, b in ((model.weights, W), (model.adam.m, m), (model.adam.v, v))]
+    assert all(unchanged) if adam == "lazy" else not any(unchanged)
+    assert not np.array_equal(model.weights[0][[3, 4, 5]], W[[3, 4, 5]])  # the second batch's rows moved

@@ -59,13 +59,23 @@ class Adam:
             return (slice(None), np.flatnonzero(np.any(g != 0, axis=0)))
         return np.flatnonzero(np.any(g != 0, axis=1))
 
+    def _covers_all(self, i: int, g: np.ndarray, idx) -> bool:
+        """Whether the touched slices are all of param i (a full softmax touches every output
+        neuron): then the in-place dense update computes the same numbers, without the
+        copies that fancy indexing of every slice makes."""
+        if g.ndim == 1:
+            return len(idx) == g.shape[0]
+        if i in self.neuron_columns:
+            return len(idx[1]) == g.shape[1]
+        return len(idx) == g.shape[0]
+
     def step(self, grads: list[np.ndarray]) -> None:
         self.t += 1
         # bias correction folded into the step size, as in the Adam paper's efficient form
         step = self.lr * np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
         for i, (p, g, m, v) in enumerate(zip(self.params, grads, self.m, self.v)):
-            if self.lazy:
-                idx = self._touched(i, g)
+            idx = self._touched(i, g) if self.lazy else None
+            if idx is not None and not self._covers_all(i, g, idx):
                 g = g[idx]
                 m_t = self.b1 * m[idx] + (1 - self.b1) * g
                 v_t = self.b2 * v[idx] + (1 - self.b2) * g * g
