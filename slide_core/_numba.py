@@ -83,7 +83,6 @@ jit_parallel = functools.partial(numba.njit, cache=True, nogil=True, parallel=Tr
 jit_parallel_fast = functools.partial(numba.njit, cache=True, nogil=True, parallel=True, fastmath=True)
 
 
-
 def run_threads(kernel, arg_tuples, n_threads: int | None = None) -> list:
     """[kernel(*args) for args in arg_tuples], on up to ``n_threads`` threads (default:
     numba.get_num_threads() of the calling thread) pulling tuples in order. ``kernel``

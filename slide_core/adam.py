@@ -21,7 +21,6 @@ from numba import prange
 from slide_core.twin import twin
 
 
-
 def adam_lr(lr: float, beta1: float, beta2: float, t: int) -> float:
     """Bias-corrected step size for step t >= 1."""
     return lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
