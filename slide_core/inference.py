@@ -26,7 +26,6 @@ import numpy as np
 from numba import prange
 
 from slide_core._numba import jit, jit_parallel
-from slide_core.step import LayerInput
 
 NEG = np.float32(-3.0e38)  # "no score yet": finite, so comparisons stay well-defined
 # Block shape measured at 670K labels x 128 hidden (benchmarks/bench_inference.py): 256 x 2048
@@ -212,7 +211,7 @@ def _fill_input(ws, x_ptr, p0, p1):
 def _hidden(net, ws, x_ids, x_vals, rows):
     """Run the hidden layers densely (every neuron, exact); returns the last one's vals."""
     kern = net.kernels
-    inp = LayerInput(ws.x_start[:rows], ws.x_cnt[:rows], x_ids, x_vals, False)
+    inp = ws.batch_input(rows, x_ids, x_vals)
     for i in range(len(net.config.layers) - 1):
         lw = ws.layers[i]
         kern.forward(net.params[i], net.input_major(i), True, inp, lw.active(rows, True), ws.n_chunks, lw.stats)
@@ -267,7 +266,7 @@ def predict_lsh(net, x_ptr, x_ids, x_vals, k: int, block_points: int = BLOCK_POI
     for p0 in range(0, n, bp):
         p1 = min(n, p0 + bp)
         rows = _fill_input(ws, x_ptr, p0, p1)
-        inp = LayerInput(ws.x_start[:rows], ws.x_cnt[:rows], x_ids, x_vals, False)
+        inp = ws.batch_input(rows, x_ids, x_vals)
         for i, cfg in enumerate(layers):
             lw = ws.layers[i]
             p = net.params[i]

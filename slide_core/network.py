@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from slide_core import inference
-from slide_core.adam import DENSE, LAZY, UNTOUCHED, RowGroups, adam_lr, adam_update
+from slide_core.adam import DENSE, LAZY, UNTOUCHED, adam_lr, adam_update
 from slide_core.config import LayerConfig, NetworkConfig
 from slide_core.hashing import HashFunctions, hash_rows, hash_rows_table_major, make_hash_functions
 from slide_core.layer import LayerParams, keras_weights, make_layer, neuron_rows, random_weights
@@ -24,7 +24,7 @@ from slide_core.sampling import STRATEGY_CODES
 from slide_core.schedule import maintenance_due
 from slide_core.step import (
     PARALLEL, SERIAL, ST_ACTIVE, ST_CANDIDATES, ST_LABELS, ST_MULTS, ST_RETRIEVED, ST_SAMPLES, BatchResult, Labels,
-    LayerInput, SelectSpec,
+    SelectSpec,
 )
 from slide_core.tables import HashTables, build_tables, build_tables_table_major
 from slide_core.workspace import Workspace, make_workspace
@@ -252,10 +252,9 @@ class SlideNetwork:
         lw = ws.layers[last]
         p = self.params[last]
         kern = self.kernels
-        groups = RowGroups(ws.grp_rows, ws.grp_n, ws.grp_ptr, ws.grp_pairs)
-        kern.group_rows(lw.ids[:rows], lw.cnt[:rows], ws.has_grad[:rows], ws.grp_count, groups, p, batch_id,
+        kern.group_rows(lw.ids[:rows], lw.cnt[:rows], ws.has_grad[:rows], ws.grp_count, ws.grp_groups, p, batch_id,
                         ws.n_chunks)
-        kern.grouped(p, groups, lw.vals[:rows], ws.layers[last - 1].vals[:rows], ws.grp_gbuf,
+        kern.grouped(p, ws.grp_groups, lw.vals[:rows], ws.layers[last - 1].vals[:rows], ws.grp_gbuf,
                      adam_lr(c.lr, c.beta1, c.beta2, batch_id), c.beta1, c.beta2, c.eps, ws.n_chunks)
 
     def _deferred_output_grad(self):
@@ -298,7 +297,7 @@ class SlideNetwork:
         kern = self.kernels
         batch_id = self.step + 1
         last = len(c.layers) - 1
-        inp = LayerInput(ws.x_start[:rows], ws.x_cnt[:rows], x_ids, x_vals, False)
+        inp = ws.batch_input(rows, x_ids, x_vals)
         inputs = []
         t_fb = 0.0
         for i, cfg in enumerate(c.layers):

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from slide_core.adam import RowGroups
 from slide_core.config import LayerConfig
 from slide_core.hashing import scratch_sizes
 from slide_core.step import N_STATS, ActiveSets, LayerInput, SelectScratch
@@ -60,13 +61,14 @@ class Workspace(NamedTuple):
     losses: np.ndarray  # float32 (rows,)
     has_grad: np.ndarray  # uint8 (rows,)
     layers: tuple[LayerWork, ...]
-    # grouped output-layer Adam (adam.group_rows / grouped_adam); size 1 when unused
+    # grouped output-layer Adam (adam's group_rows / grouped kernels); size 1 when unused
     grp_count: np.ndarray  # int32 (n_out,): zeros between batches
-    grp_rows: np.ndarray  # int32 (T, rows * cap): per chunk, the touched rows of its row range
-    grp_n: np.ndarray  # int64 (T,): how many
-    grp_ptr: np.ndarray  # int64 (T, rows * cap + 1)
-    grp_pairs: np.ndarray  # int64 (T, rows * cap)
+    grp_groups: RowGroups  # the batch's pairs grouped by output row, per chunk (adam.RowGroups)
     grp_gbuf: np.ndarray  # float32 (T, n_in): per-chunk gradient row
+
+    def batch_input(self, rows: int, x_ids: np.ndarray, x_vals: np.ndarray) -> LayerInput:
+        """The first layer's input: the CSR batch whose row offsets/counts are in x_start/x_cnt."""
+        return LayerInput(self.x_start[:rows], self.x_cnt[:rows], x_ids, x_vals, False)
 
 
 def _per_chunk(T: int, n: int, dtype, fill=0) -> np.ndarray:
@@ -117,8 +119,9 @@ def make_workspace(layers: tuple[LayerConfig, ...], rows: int, label_room: int, 
     return Workspace(
         grp_count=np.zeros(out.width if grouped else 1, dtype=np.int32),
         # per chunk room for every pair: a batch's labels may all fall in one chunk's rows
-        grp_rows=_per_chunk(n_chunks, n_pairs, np.int32), grp_n=np.zeros(n_chunks, dtype=np.int64),
-        grp_ptr=_per_chunk(n_chunks, n_pairs + 1, np.int64), grp_pairs=_per_chunk(n_chunks, n_pairs, np.int64),
+        grp_groups=RowGroups(rows=_per_chunk(n_chunks, n_pairs, np.int32), n_rows=np.zeros(n_chunks, dtype=np.int64),
+                             ptr=_per_chunk(n_chunks, n_pairs + 1, np.int64),
+                             pairs=_per_chunk(n_chunks, n_pairs, np.int64)),
         grp_gbuf=np.zeros((n_chunks, n_in), dtype=np.float32),
         rows=rows, label_room=label_room, n_chunks=n_chunks,
         x_start=np.zeros(rows, dtype=np.int64), x_cnt=np.zeros(rows, dtype=np.int64),

@@ -39,6 +39,12 @@ def start(q, labels, stamp, out):
     return base, n
 
 
+def count_buffers(tables):
+    """(stamp, counts, touched, hist, out): count_select's working memory, as training sizes it."""
+    return (np.zeros(N, np.int64), np.zeros(N, np.int32), np.empty(max_candidates(tables), np.int32),
+            np.zeros(L + 2, np.int64), np.empty(N, np.int32))
+
+
 def probed(bkts, keys):
     """Neurons of the probed buckets in table order (with repeats) and their counts."""
     seq = [i for t, k in enumerate(keys) for i in bkts.get((t, int(k)), [])]
@@ -63,11 +69,7 @@ def test_union_select_is_the_deduplicated_union_after_the_labels(tables_and_buck
 @pytest.mark.parametrize("threshold", [1, 2, 3])
 def test_threshold_select_takes_the_neurons_seen_in_enough_buckets(tables_and_buckets, threshold):
     tables, bkts = tables_and_buckets
-    stamp = np.zeros(N, np.int64)
-    counts = np.zeros(N, np.int32)
-    touched = np.empty(max_candidates(tables), np.int32)
-    hist = np.zeros(L + 2, np.int64)
-    out = np.empty(N, np.int32)
+    stamp, counts, touched, hist, out = count_buffers(tables)
     for q, keys, labels, cap in queries(seed=threshold):
         base, nf = start(q, labels, stamp, out)
         cap = max(cap, nf)
@@ -82,11 +84,7 @@ def test_threshold_select_takes_the_neurons_seen_in_enough_buckets(tables_and_bu
 
 def test_topk_select_takes_the_most_frequent_neurons_ties_by_first_appearance(tables_and_buckets):
     tables, bkts = tables_and_buckets
-    stamp = np.zeros(N, np.int64)
-    counts = np.zeros(N, np.int32)
-    touched = np.empty(max_candidates(tables), np.int32)
-    hist = np.zeros(L + 2, np.int64)
-    out = np.empty(N, np.int32)
+    stamp, counts, touched, hist, out = count_buffers(tables)
     for q, keys, labels, cap in queries(seed=7):
         base, nf = start(q, labels, stamp, out)
         cap = max(cap, nf)

@@ -52,22 +52,17 @@ class Adam:
         self.t = 0
 
     def _touched(self, i: int, g: np.ndarray):
-        """Index of the slices of param i the gradient touched (lazy mode)."""
+        """Index of the slices of param i the gradient touched (lazy mode); None when it
+        touched all of them (a full softmax touches every output neuron): the in-place dense
+        update then computes the same numbers without fancy-indexing copies of the matrix."""
         if g.ndim == 1:
-            return np.flatnonzero(g)
+            idx = np.flatnonzero(g)
+            return None if len(idx) == g.shape[0] else idx
         if i in self.neuron_columns:
-            return (slice(None), np.flatnonzero(np.any(g != 0, axis=0)))
-        return np.flatnonzero(np.any(g != 0, axis=1))
-
-    def _covers_all(self, i: int, g: np.ndarray, idx) -> bool:
-        """Whether the touched slices are all of param i (a full softmax touches every output
-        neuron): then the in-place dense update computes the same numbers, without the
-        copies that fancy indexing of every slice makes."""
-        if g.ndim == 1:
-            return len(idx) == g.shape[0]
-        if i in self.neuron_columns:
-            return len(idx[1]) == g.shape[1]
-        return len(idx) == g.shape[0]
+            cols = np.flatnonzero(np.any(g != 0, axis=0))
+            return None if len(cols) == g.shape[1] else (slice(None), cols)
+        rows = np.flatnonzero(np.any(g != 0, axis=1))
+        return None if len(rows) == g.shape[0] else rows
 
     def step(self, grads: list[np.ndarray]) -> None:
         self.t += 1
@@ -75,7 +70,7 @@ class Adam:
         step = self.lr * np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
         for i, (p, g, m, v) in enumerate(zip(self.params, grads, self.m, self.v)):
             idx = self._touched(i, g) if self.lazy else None
-            if idx is not None and not self._covers_all(i, g, idx):
+            if idx is not None:
                 g = g[idx]
                 m_t = self.b1 * m[idx] + (1 - self.b1) * g
                 v_t = self.b2 * v[idx] + (1 - self.b2) * g * g
