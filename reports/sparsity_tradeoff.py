@@ -174,8 +174,9 @@ def sparsity_tradeoff(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path
     problems = _problems(points)
     fig, axes = figure_with_notes(tradeoff_notes(runs, points), ncols=max(len(problems), 1),
                                   width=8.0 * min(max(len(problems), 1), 2))
-    if not problems:
+    if not problems:  # one empty panel saying why (no finished SLIDE run with a point)
         _panel(axes[0], f"Sparsity trade-off — {context_text(runs)}", points, levels)
+        return save(fig, out_dir, stem)
     for ax, (dataset, labels) in zip(axes, problems, strict=True):
         _panel(ax, f"Sparsity trade-off — {dataset}, {labels} labels",
                _of_problem(points, dataset, labels), _of_problem(levels, dataset, labels))

@@ -251,6 +251,17 @@ def test_tradeoff_figure_draws_one_sorted_line_per_strategy_and_dense_levels(
     assert np.all(lines["oracle"][1] > lines["vanilla"][1])
 
 
+def test_tradeoff_without_slide_points_is_one_panel_saying_so(store, tmp_path, monkeypatch):
+    """Asked for by name (not by `all`) on a sweep with no SLIDE trade-off point: one panel
+    with the reason, not a crash."""
+    plain = load_runs(store["client"], "plain")
+    hist = load_histories(store["client"], plain)
+    assert plots.tradeoff_points(plain, hist).empty
+    kept = _capture(monkeypatch, tradeoff_module)
+    _assert_png(plots.sparsity_tradeoff(plain, hist, tmp_path)[0])
+    assert any("no finished SLIDE run" in t for t in kept[0]["texts"])
+
+
 def test_tradeoff_is_built_only_when_budgets_vary(store, tables, tmp_path):
     runs, _ = tables
     assert plots.budgets_vary(runs)
