@@ -1,13 +1,20 @@
 """Reports for SLIDE Bench, read from MLflow only (never from the harness's objects).
 
     python -m reports {figure3,iterations,table,scaling,sublinear,retrieval,sparsity_tradeoff,all}
-        --experiment NAME
-    python -m reports figure3 --experiment NAME [--sweep-id ID] [--out DIR]   (same for every report)
+        --experiment NAME [--sweep-id ID] [--out DIR]
 
-reports.load: MLflow -> tidy pandas tables; reports.table: time-to-accuracy maths and table;
-reports.table_markdown: its CSV / markdown files; reports.figure3, .iterations, .scaling,
-.sublinear, .retrieval, .sparsity_tradeoff: one figure each (reports.plots lists them), drawn
-with reports.style (colours, markers, notes panel) and reports.labels (titles, legend labels);
-reports.build: load once, write many; reports.callback: a Hydra callback writing the reports
-of a -m sweep into its folder and logging them to MLflow.
+Modules, imports going one way: entry points -> figures -> style and table -> load (the
+entry points __main__ and callback use build; nothing else imports an entry point).
+
+- reports.load: MLflow -> tidy pandas tables (runs, histories) and the selections every report
+  makes of them (finished runs, SLIDE runs, eval points). The only module that talks to MLflow
+  for reading.
+- reports.table: every table: time to accuracy (maths, CSV, markdown, the headline speed-ups)
+  and the sparsity trade-off's points.
+- reports.style: the look and words of every figure (colours, markers, legend labels, the notes
+  panel listing runs without a curve, saving PNG + SVG).
+- reports.figures: one function per figure (FIGURES by name).
+- Entry points: reports.build (load once, write many), reports.__main__ (the CLI) and
+  reports.callback (a Hydra callback writing the reports of a -m sweep into its folder and
+  logging them to the sweep's MLflow run).
 """

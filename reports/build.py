@@ -8,11 +8,9 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from reports import plots
+from reports.figures import FIGURES, has_retrieval, scaling, sparsity_tradeoff
 from reports.load import load_histories, load_runs
-from reports.sparsity_tradeoff import write_tradeoff_table
-from reports.table import DEFAULT_FRACTIONS
-from reports.table_markdown import write_table
+from reports.table import DEFAULT_FRACTIONS, budgets_vary, write_table, write_tradeoff_table
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +34,9 @@ def auto_reports(runs: pd.DataFrame) -> list[str]:
         chosen.append("scaling")
     if varies(runs, "data.n_labels"):
         chosen.append("sublinear")
-    if plots.has_retrieval(runs):
+    if has_retrieval(runs):
         chosen.append("retrieval")
-    if plots.budgets_vary(runs):
+    if budgets_vary(runs):
         chosen.append("sparsity_tradeoff")
     return chosen
 
@@ -55,12 +53,12 @@ def write_reports(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
         if name == "table":
             written[name] = write_table(runs, histories, out_dir, fractions, method)
         elif name == "scaling":
-            written[name] = plots.scaling(runs, histories, out_dir, fraction=fractions[len(fractions) // 2])
+            written[name] = scaling(runs, histories, out_dir, fraction=fractions[len(fractions) // 2])
         elif name == "sparsity_tradeoff":  # the figure and its points as a table beside it
-            written[name] = [*plots.sparsity_tradeoff(runs, histories, out_dir),
+            written[name] = [*sparsity_tradeoff(runs, histories, out_dir),
                              *write_tradeoff_table(runs, histories, out_dir)]
         else:
-            written[name] = plots.FIGURES[name](runs, histories, out_dir)
+            written[name] = FIGURES[name](runs, histories, out_dir)
     return written
 
 

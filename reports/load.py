@@ -11,6 +11,9 @@ Two tables (names follow the harness's MLflow conventions, docs/design.md):
   plus the SLIDE-only series in ``SLIDE_KEYS`` (retrieval quality at every evaluation, the
   training active set size), NaN for runs that did not log them.
 
+Then the selections every table and figure makes of them: ``finished`` runs, SLIDE runs
+(``is_slide``), the eval points of the histories, a series' last logged value.
+
 A sweep is read as its parent run's children: the harness gives every `-m` sweep a parent run
 (tags kind=sweep and sweep_id = the Hydra sweep dir; its jobs' runs carry mlflow.parentRunId).
 Stores without one (sweeps from before, or runs logged by other tools) are read by the jobs'
@@ -268,6 +271,11 @@ def last_logged(histories: pd.DataFrame, key: str) -> pd.Series:
         return pd.Series(dtype="float64", name=key, index=pd.Index([], dtype="str", name="run_id"))
     logged = histories[histories[key].notna()].sort_values(["run_id", "step"], kind="stable")
     return logged.groupby("run_id", sort=False)[key].last()
+
+
+def finished(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs whose harness status is finished."""
+    return runs[runs["status"] == "finished"]
 
 
 def eval_points(histories: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,7 @@
-"""Time-to-accuracy table: how long each model trained to reach a target P@1, and speed-ups.
+"""Every table the reports write, from the tidy tables of reports.load: the time-to-accuracy
+table (maths, CSV and markdown) and the sparsity trade-off table beside its figure.
+
+Time to accuracy: how long each model trained to reach a target P@1, and speed-ups.
 
 Targets are fractions (default 50/75/90%) of the best final P@1 (full test set) over the
 finished runs of the same problem (dataset, n_labels, n_features) in the sweep. A run's time
@@ -17,24 +20,33 @@ already met at the first eval after training started: that time reflects the eva
 more than the model (the markdown stars it). Speed-up of a run vs baseline b at a target =
 time(b) / time(run), with b's run on the same problem (dataset, n_labels, n_features), thread
 count and batch size; targets are per problem. If b never reached the target but the run did,
-the markdown (reports.table_markdown) shows a lower bound ">x" = b's final/train_s / time(run);
-the CSV keeps NaN: it holds only measured ratios.
+the markdown (to_markdown) shows a lower bound ">x" = b's final/train_s / time(run); the CSV
+keeps NaN: it holds only measured ratios.
 
 SLIDE runs also get their final retrieval quality beside the final P@5: "final lift@100" and
 "final softmax mass", the last logged slide/lift_at_100 and slide/softmax_mass (their last
 evaluation); NaN for models that do not log them and, for the lift, for SLIDE's random
 control (it retrieves nothing).
+
+Sparsity trade-off (tradeoff_table): one row per finished SLIDE run, its active fraction of the
+output layer (last slide/active_out_mean over data.n_labels: what the run really computed,
+not the requested sparsity) and final P@1, then the other models' final P@1 per problem; the
+points of reports.figures.sparsity_tradeoff.
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from reports.load import eval_points, last_logged
+from reports.load import eval_points, finished, is_slide, last_logged
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.5, 0.75, 0.9)
 BASELINES: tuple[str, ...] = ("tf_cpu", "tf_gpu", "tf_sampled", "numpy_dense")
@@ -80,6 +92,11 @@ RETRIEVAL_FINALS: dict[str, str] = {"slide/lift_at_100": "final lift@100",
 RETRIEVAL_AFTER = "final P@5"
 
 
+def problem_keys(runs: pd.DataFrame) -> list[str]:
+    """The PROBLEM_KEYS that are columns of ``runs`` (a sweep may not log every one)."""
+    return [k for k in PROBLEM_KEYS if k in runs.columns]
+
+
 def _problem(row: Mapping[str, object], keys: Sequence[str]) -> tuple:
     return tuple(None if pd.isna(row[k]) else row[k] for k in keys)
 
@@ -91,7 +108,7 @@ def targets_by_problem(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_
     done = finished(runs)
     if "final/p_at_1" not in done.columns or done.empty:
         return {}
-    keys = [k for k in PROBLEM_KEYS if k in done.columns]
+    keys = problem_keys(done)
     best: dict[tuple, float] = {}
     for row in done.to_dict("records"):
         value = row["final/p_at_1"]
@@ -103,16 +120,11 @@ def targets_by_problem(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_
 
 def problem_text(key: tuple, runs: pd.DataFrame) -> str:
     """'synthetic (n_labels=10000, n_features=5000)' for a targets_by_problem key."""
-    keys = [k for k in PROBLEM_KEYS if k in runs.columns]
+    keys = problem_keys(runs)
     named = dict(zip(keys, key, strict=True))
     extra = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in named.items()
                       if k != "dataset" and v is not None)
     return f"{named.get('dataset', '?')}" + (f" ({extra})" if extra else "")
-
-
-def finished(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs whose harness status is finished."""
-    return runs[runs["status"] == "finished"]
 
 
 def reached_by_first_eval(times: np.ndarray, p_at_1: np.ndarray, target: float) -> bool:
@@ -132,7 +144,7 @@ def times_to_targets(runs: pd.DataFrame, histories: pd.DataFrame,
     """Long table: run_id, fraction, target, seconds (NaN when not reached), early (reached
     by the first eval after training started, see reached_by_first_eval)."""
     targets = targets_by_problem(runs, fractions)
-    keys = [k for k in PROBLEM_KEYS if k in runs.columns]
+    keys = problem_keys(runs)
     points = eval_points(histories).dropna(subset=["time/train_s"]).sort_values(["run_id", "step"])
     by_run = dict(tuple(points.groupby("run_id")))
     rows = []
@@ -241,3 +253,223 @@ def headline_speedups(table: pd.DataFrame) -> dict[str, float]:
             key += f"/{row['run']}" if several[row["model"]] > 1 else ""
             metrics[_metric_name(key)] = float(value)
     return metrics
+
+
+# ----------------------------------------------------------------------------- CSV and markdown
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "—"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def _star_early(table: pd.DataFrame) -> pd.DataFrame:
+    """Time cells as text, with '*' where the target was reached by the first eval."""
+    cols = {}
+    for col in [c for c in table.columns if c.startswith("t@") and c.endswith(" s")]:
+        early = table[col.removesuffix(" s") + " early"].fillna(False).astype(bool)
+        cols[col] = [_fmt(v) + ("\\*" if e and not pd.isna(v) else "")
+                     for v, e in zip(table[col], early, strict=True)]
+    return table.assign(**cols)
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _speedup_text(ratio: float, mine: float, ref_t: float, ref_total: float) -> str:
+    if not math.isnan(ratio):
+        return f"{ratio:.2f}x"
+    if not math.isnan(mine) and math.isnan(ref_t) and not math.isnan(ref_total):
+        return f">{ref_total / mine:.2f}x"
+    return "—"
+
+
+def _speedup_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """Speed-up columns as text, with '>x' lower bounds where the baseline never got there."""
+    cells: dict[str, list[str]] = {}
+    for col in [c for c in table.columns if c.startswith("speed-up vs ")]:
+        base, frac_txt = col.removeprefix("speed-up vs ").split(" @")
+        t_col = f"t@{frac_txt} s"
+        merged = with_baseline_ref(table, base, t_col)
+        cells[col.removeprefix("speed-up ")] = [
+            _speedup_text(*map(float, vals)) for vals in
+            merged[[col, t_col, "_ref_t", "_ref_total"]].itertuples(index=False)]
+    return table[["model", "run", "labels", "threads"]].assign(**cells)
+
+
+def _write_csv_and_markdown(table: pd.DataFrame, markdown: str, out_dir: Path,
+                           stem: str) -> list[Path]:
+    """Writes the table as <stem>.csv and the markdown text as <stem>.md into out_dir (made if
+    absent); returns [csv path, md path]."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+    table.to_csv(csv_path, index=False)
+    md_path.write_text(markdown, encoding="utf-8")
+    logger.info("wrote %s and %s", csv_path, md_path)
+    return [csv_path, md_path]
+
+
+def dead_runs_lines(runs: pd.DataFrame) -> list[str]:
+    """'run: status: reason' for every run that is not finished."""
+    dead = runs[runs["status"] != "finished"]
+    return [f"{r.run_name}: {r.status}" + (f": {r.reason}" if r.reason else "")
+            for r in dead.itertuples(index=False)]
+
+
+def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
+                fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                method: str = "interpolate") -> str:
+    """The table as a markdown document: targets, method, times, speed-ups, dead runs."""
+    targets = targets_by_problem(runs, fractions)
+    lines = ["# Time to accuracy", ""]
+    if not targets:
+        lines.append("No targets: no finished run logged final/p_at_1 (e.g. train.final_eval="
+                     "false), so no times to accuracy; throughput and memory are still below.")
+    for key, tgs in targets.items():
+        desc = ", ".join(f"{pct_label(f)} = {t:.4f}" for f, t in tgs.items())
+        lines.append(f"Targets for {problem_text(key, runs)} (fractions of the best final P@1): "
+                     f"{desc}.")
+    lines.append(f"Times are training-clock seconds (time/train_s) at which eval/p_at_1 first "
+                 f"reached the target, method: {method}"
+                 + (" (linear between the eval points around the crossing)." if method == "interpolate"
+                    else " (first eval point at/above the target)."))
+    if table["final lift@100"].notna().any():
+        lines.append("final lift@100: the last slide/lift_at_100, top-100 recall of the hash "
+                     "tables on held-out rows over what a random set of the same size gets (1 = "
+                     "no better than random); final softmax mass: share of the full softmax held "
+                     "by the retrieved neurons. '—' for models that do not log them (and lift for "
+                     "the random control, which retrieves nothing).")
+    lines.append("")
+    main_cols = [c for c in table.columns if not c.startswith("speed-up")
+                 and not c.endswith(" early") and c not in ("run_id", "features")]
+    lines += [_markdown(_star_early(table)[main_cols]), ""]
+    if any(table[c].fillna(False).astype(bool).any() for c in table.columns if c.endswith(" early")):
+        lines += ["\\* reached by the first evaluation after training started: the time mostly "
+                  "reflects the eval interval (and, interpolated, assumes linear progress from "
+                  "time 0). Raise the targets or evaluate more often to separate the models.", ""]
+    speed = _speedup_cells(table)
+    if speed.shape[1] > 4:
+        lines += ["## Speed-ups (baseline time / run time; '>x': the baseline never reached the "
+                  "target, bound from its total training time)", "", _markdown(speed), ""]
+    dead = dead_runs_lines(runs)
+    if dead:
+        lines += ["## Runs without results", "", *[f"- {d}" for d in dead], ""]
+    return "\n".join(lines)
+
+
+def write_table(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
+                fractions: Sequence[float] = DEFAULT_FRACTIONS, method: str = "interpolate",
+                stem: str = "time_to_accuracy") -> list[Path]:
+    """Writes <stem>.csv and <stem>.md into out_dir; returns their paths."""
+    table = time_to_accuracy_table(runs, histories, fractions, method)
+    return _write_csv_and_markdown(table, to_markdown(table, runs, fractions, method), out_dir, stem)
+
+
+# ----------------------------------------------------------------------------- trade-off
+
+STRATEGY, SPARSITY, BUDGET = "model.params.strategy", "model.params.sparsity", "slide.budget"
+ACTIVE = "slide/active_out_mean"
+NO_STRATEGY = "(strategy not logged)"
+TRADEOFF_COLUMNS: tuple[str, ...] = ("dataset", "labels", "model", "strategy", "budget",
+                                     "active fraction", "final P@1", "final lift@100",
+                                     "sparsity", "active neurons", "run", "run_id")
+
+
+def _column(frame: pd.DataFrame, name: str, dtype: str = "float64") -> pd.Series:
+    """frame[name] if present, else an all-missing column (params a run did not log)."""
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series(pd.NA if dtype == "Int64" else np.nan, index=frame.index, dtype=dtype)
+
+
+def budgets_vary(runs: pd.DataFrame) -> bool:
+    """Whether, within one problem, the finished SLIDE runs use at least two budgets
+    (slide.budget, else the requested model.params.sparsity): a trade-off needs two x."""
+    done = finished(runs)
+    done = done[is_slide(done)]
+    column = next((c for c in (BUDGET, SPARSITY) if c in done.columns), None)
+    if column is None or done.empty:
+        return False
+    counts = done.groupby(problem_keys(done), dropna=False)[column].nunique(dropna=True)
+    return bool((counts > 1).any())
+
+
+def tradeoff_points(runs: pd.DataFrame, histories: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished SLIDE run with an active fraction and a final P@1
+    (TRADEOFF_COLUMNS): active fraction = last slide/active_out_mean / data.n_labels, final
+    lift@100 = last slide/lift_at_100 (NaN for the random control); sorted by problem,
+    strategy, x."""
+    done = finished(runs)
+    slide = done[is_slide(done)]
+    active = slide["run_id"].map(last_logged(histories, ACTIVE)).astype("float64")
+    n_labels = _column(slide, "data.n_labels").astype("float64")
+    points = pd.DataFrame({
+        "dataset": slide["dataset"], "labels": _column(slide, "data.n_labels", "Int64"),
+        "model": slide["model"],
+        "strategy": _column(slide, STRATEGY, "object").fillna(NO_STRATEGY).astype("str"),
+        "budget": pd.to_numeric(_column(slide, BUDGET, "Int64"), errors="coerce").astype("Int64"),
+        "active fraction": active / n_labels,
+        "final P@1": _column(slide, "final/p_at_1"),
+        "final lift@100": slide["run_id"].map(last_logged(histories, "slide/lift_at_100"))
+                                         .astype("float64"),
+        "sparsity": _column(slide, SPARSITY, "object"),  # as requested: a float or "auto"
+        "active neurons": active, "run": slide["run_name"], "run_id": slide["run_id"]})
+    points = points.dropna(subset=["active fraction", "final P@1"])
+    return points.sort_values(["dataset", "labels", "strategy", "active fraction"],
+                              ignore_index=True)
+
+
+def baseline_levels(runs: pd.DataFrame) -> pd.DataFrame:
+    """The other models' final P@1 per problem (median over repeats): the dashed lines."""
+    done = finished(runs)
+    others = done[~is_slide(done) & done["model"].astype("str").ne("")]
+    if "final/p_at_1" not in others.columns:
+        return pd.DataFrame(columns=list(TRADEOFF_COLUMNS))
+    others = others.dropna(subset=["final/p_at_1"])
+    keys = ["dataset", *(["data.n_labels"] if "data.n_labels" in others.columns else []), "model"]
+    levels = (others.groupby(keys, dropna=False, sort=True)
+              .agg(**{"final P@1": ("final/p_at_1", "median"), "name": ("run_name", "first"),
+                      "n": ("run_name", "size")})
+              .reset_index().rename(columns={"data.n_labels": "labels"}))
+    # "run": the run's name, or how many runs the median is over
+    runs_text = [name if n == 1 else f"median of {n} runs"
+                 for name, n in zip(levels["name"], levels["n"], strict=True)]
+    return levels.assign(run=runs_text).reindex(columns=list(TRADEOFF_COLUMNS))
+
+
+def tradeoff_table(runs: pd.DataFrame, histories: pd.DataFrame) -> pd.DataFrame:
+    """The figure's points (SLIDE runs), then the other models' levels (no strategy, budget or
+    active fraction: drawn as horizontal lines)."""
+    parts = [p for p in (tradeoff_points(runs, histories), baseline_levels(runs)) if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=list(TRADEOFF_COLUMNS))
+    return pd.concat(parts, ignore_index=True)[list(TRADEOFF_COLUMNS)]
+
+
+def tradeoff_markdown(table: pd.DataFrame) -> str:
+    """The trade-off points as a markdown document."""
+    lines = ["# Sparsity trade-off", "",
+             "Final P@1 (full test set) against the active fraction of the output layer (the "
+             "run's last slide/active_out_mean / labels) per SLIDE output strategy; lift@100 = "
+             "the last top-100 recall of the strategy over a random set's of the same size "
+             "('—' for the random control, which retrieves nothing). Rows without a strategy are "
+             "the other models of the sweep (dashed lines in the figure).", ""]
+    if table.empty:
+        return "\n".join([*lines, "No finished SLIDE run with slide/active_out_mean and "
+                          "final/p_at_1.", ""])
+    return "\n".join([*lines, _markdown(table.drop(columns=["run_id"])), ""])
+
+
+def write_tradeoff_table(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
+                         stem: str = "sparsity_tradeoff") -> list[Path]:
+    """Writes <stem>.csv and <stem>.md (the figure's points and levels); returns the paths."""
+    table = tradeoff_table(runs, histories)
+    return _write_csv_and_markdown(table, tradeoff_markdown(table), out_dir, stem)

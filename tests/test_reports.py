@@ -19,12 +19,12 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).parent))
 import reports_fixtures as fx  # noqa: E402
 
-from reports import plots  # noqa: E402
+from reports import figures, style  # noqa: E402
 from reports.__main__ import main as cli  # noqa: E402
 from reports.callback import SweepReportCallback  # noqa: E402
 from reports.load import _fill_time, load_histories, load_runs  # noqa: E402
-from reports.table import targets_by_problem, time_to_accuracy_table, time_to_target  # noqa: E402
-from reports.table_markdown import to_markdown  # noqa: E402
+from reports.table import (targets_by_problem, time_to_accuracy_table, time_to_target,  # noqa: E402
+                           to_markdown)
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_A, SWEEP_B = "/sweeps/figure3-a", "/sweeps/figure3-b"
@@ -225,7 +225,7 @@ def _assert_image(path: Path, min_w: int = 800, min_h: int = 500) -> np.ndarray:
 @pytest.mark.parametrize("name", ["figure3", "iterations"])
 def test_figures_are_written_and_not_blank(fig_tables, tmp_path, name):
     runs, hist = fig_tables
-    paths = plots.FIGURES[name](runs, hist, tmp_path)
+    paths = figures.FIGURES[name](runs, hist, tmp_path)
     assert [p.suffix for p in paths] == [".png", ".svg"]
     _assert_image(paths[0])
     assert paths[1].read_text().lstrip().startswith("<?xml")
@@ -233,26 +233,26 @@ def test_figures_are_written_and_not_blank(fig_tables, tmp_path, name):
 
 def test_figure3_lists_dead_runs_under_the_plot(fig_tables, tmp_path):
     runs, hist = fig_tables
-    notes = plots.not_plotted(runs, hist)
+    notes = style.not_plotted(runs, hist)
     assert notes == ["tf_gpu/synthetic_tiny/4: skipped: no GPU visible to TensorFlow",
                      "slide/synthetic_tiny/5: failed: MemoryError: hash tables need 30 GiB"]
-    with_notes = mpimg.imread(plots.figure3(runs, hist, tmp_path / "a")[0])
+    with_notes = mpimg.imread(figures.figure3(runs, hist, tmp_path / "a")[0])
     alive = runs[runs["status"] == "finished"]
-    without = mpimg.imread(plots.figure3(alive, hist, tmp_path / "b")[0])
+    without = mpimg.imread(figures.figure3(alive, hist, tmp_path / "b")[0])
     assert with_notes.shape[0] > without.shape[0]  # the notes panel adds height
 
 
 def test_scaling_and_sublinear_figures(store, tmp_path):
     client = store["client"]
     runs = load_runs(client, "threads")
-    _assert_image(plots.scaling(runs, load_histories(client, runs), tmp_path)[0])
+    _assert_image(figures.scaling(runs, load_histories(client, runs), tmp_path)[0])
     runs = load_runs(client, "labels")
-    _assert_image(plots.sublinear(runs, load_histories(client, runs), tmp_path)[0])
+    _assert_image(figures.sublinear(runs, load_histories(client, runs), tmp_path)[0])
 
 
 def test_sublinear_slopes_recover_the_fixture_exponents(store):
-    pts = plots.sublinear_points(load_runs(store["client"], "labels"))
-    slopes = {m: plots.loglog_slope(g["n_labels"].to_numpy(), g["s_per_sample"].to_numpy())
+    pts = figures.sublinear_points(load_runs(store["client"], "labels"))
+    slopes = {m: figures.loglog_slope(g["n_labels"].to_numpy(), g["s_per_sample"].to_numpy())
               for m, g in pts.groupby("model")}
     assert slopes == pytest.approx({"slide": 0.2, "tf_cpu": 0.95})
 
@@ -270,12 +270,12 @@ def test_a_model_is_drawn_in_its_fixed_colour_in_every_figure(fig_tables, tmp_pa
     runs = pd.concat([runs, extra], ignore_index=True)
     tf_cpu_id = runs.loc[runs["model"] == "tf_cpu", "run_id"].iloc[0]
     hist = pd.concat([hist, hist[hist["run_id"] == tf_cpu_id].assign(run_id="extra-run")], ignore_index=True)
-    figures = []
-    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))  # keep them to inspect
-    plots.figure3(runs, hist, tmp_path / "f3")
-    plots.iterations(runs, hist, tmp_path / "it")
+    closed = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: closed.append(fig))  # keep them to inspect
+    figures.figure3(runs, hist, tmp_path / "f3")
+    figures.iterations(runs, hist, tmp_path / "it")
     colours_by_figure = []
-    for fig in figures:
+    for fig in closed:
         drawn = {}
         for ax in fig.axes:
             for line in ax.get_lines():
@@ -285,11 +285,11 @@ def test_a_model_is_drawn_in_its_fixed_colour_in_every_figure(fig_tables, tmp_pa
         for model, colours in drawn.items():
             assert len(colours) == 1, (model, colours)
             if model != "my_model":
-                assert colours == {plots.MODEL_COLOURS[model]}, model
-        assert drawn["my_model"].isdisjoint(plots.MODEL_COLOURS.values())
+                assert colours == {style.MODEL_COLOURS[model]}, model
+        assert drawn["my_model"].isdisjoint(style.MODEL_COLOURS.values())
         colours_by_figure.append(drawn)
     monkeypatch.undo()
-    for fig in figures:
+    for fig in closed:
         plt.close(fig)
     assert len(colours_by_figure) == 2 and colours_by_figure[0] == colours_by_figure[1]
 
@@ -297,7 +297,7 @@ def test_a_model_is_drawn_in_its_fixed_colour_in_every_figure(fig_tables, tmp_pa
 def test_empty_sweep_still_draws_an_explained_figure(fig_tables, tmp_path):
     runs, hist = fig_tables
     dead = runs[runs["status"] != "finished"]
-    path = plots.figure3(dead, hist[hist["run_id"].isin(dead["run_id"])], tmp_path)[0]
+    path = figures.figure3(dead, hist[hist["run_id"].isin(dead["run_id"])], tmp_path)[0]
     assert mpimg.imread(path)[..., :3].std() > 0.01
 
 
@@ -435,9 +435,9 @@ def test_figure3_has_one_panel_per_dataset(store, tmp_path):
         fx.log_fake_run(client, exp_id, fx.FakeRun("slide", 3000.0, 0.5, 100.0, dataset=dataset),
                         "/sweeps/two", job)
     runs = load_runs(client, "two-datasets")
-    one = mpimg.imread(plots.figure3(runs[runs["dataset"] == "bibtex"],
-                                     load_histories(client, runs), tmp_path / "one")[0])
-    two = _assert_image(plots.figure3(runs, load_histories(client, runs), tmp_path / "two")[0])
+    one = mpimg.imread(figures.figure3(runs[runs["dataset"] == "bibtex"],
+                                       load_histories(client, runs), tmp_path / "one")[0])
+    two = _assert_image(figures.figure3(runs, load_histories(client, runs), tmp_path / "two")[0])
     assert two.shape[1] > 1.5 * one.shape[1]
 
 
@@ -477,9 +477,9 @@ def test_labels_name_the_params_that_vary_within_a_model():
     runs, _ = _frames({"a": ("slide", t, p), "b": ("slide", t, p), "c": ("tf_cpu", t, p)})
     runs = runs.assign(**{"model.params.K": ["4", "9", pd.NA], "model.params.L": "50",
                           "paths.output_dir": ["/s/0", "/s/1", "/s/2"]})
-    assert plots.curve_labels(runs) == {"a": "slide K=4", "b": "slide K=9", "c": "tf_cpu"}
-    colours = plots.run_colours(runs)
-    assert colours["c"] == plots.MODEL_COLOURS["tf_cpu"] and colours["a"] != colours["b"]
+    assert style.curve_labels(runs) == {"a": "slide K=4", "b": "slide K=9", "c": "tf_cpu"}
+    colours = style.run_colours(runs)
+    assert colours["c"] == style.MODEL_COLOURS["tf_cpu"] and colours["a"] != colours["b"]
 
 
 def test_output_size_sweep_compares_runs_of_the_same_label_count(store):
@@ -497,10 +497,10 @@ def test_a_run_that_failed_mid_training_is_drawn_and_listed(tmp_path):
     runs, hist = _frames({"a": ("slide", [0.0, 1.0, 2.0], [0.0, 0.2, 0.3]),
                           "b": ("tf_cpu", [0.0, 5.0], [0.0, 0.1])})
     runs = runs.assign(status=["finished", "failed"], reason=["", "MemoryError: out of memory"])
-    assert plots.not_plotted(runs, hist) == [
+    assert style.not_plotted(runs, hist) == [
         "tf_cpu/d/1: failed (partial curve drawn): MemoryError: out of memory"]
-    assert plots.curve_labels(runs)["b"] == "tf_cpu (failed)"
-    _assert_image(plots.figure3(runs, hist, tmp_path)[0])
+    assert style.curve_labels(runs)["b"] == "tf_cpu (failed)"
+    _assert_image(figures.figure3(runs, hist, tmp_path)[0])
 
 
 def test_table_without_final_p_at_1_says_why_it_has_no_times():

@@ -18,15 +18,13 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).parent))
 import reports_fixtures as fx  # noqa: E402
 
-import reports.retrieval as retrieval_module  # noqa: E402
-import reports.sparsity_tradeoff as tradeoff_module  # noqa: E402
-from reports import plots  # noqa: E402
+from reports import figures, style  # noqa: E402
 from reports.__main__ import main as cli  # noqa: E402
 from reports.build import auto_reports, build  # noqa: E402
 from reports.callback import SweepReportCallback  # noqa: E402
 from reports.load import SLIDE_KEYS, last_logged, load_histories, load_runs  # noqa: E402
-from reports.table import time_to_accuracy_table  # noqa: E402
-from reports.table_markdown import to_markdown  # noqa: E402
+from reports.table import (budgets_vary, time_to_accuracy_table, to_markdown,  # noqa: E402
+                           tradeoff_points)
 
 SWEEP = "/sweeps/strategies"
 # The time-to-accuracy columns before the retrieval finals were added, in their order.
@@ -163,13 +161,13 @@ def test_table_markdown_and_csv_show_the_lift(tables, store, tmp_path):
 def test_retrieval_figure_draws_every_run_that_logged_the_metrics(tables, store, tmp_path,
                                                                    monkeypatch):
     runs, hist = tables
-    kept = _capture(monkeypatch, retrieval_module)
-    paths = plots.retrieval(runs, hist, tmp_path)
+    kept = _capture(monkeypatch, figures)
+    paths = figures.retrieval(runs, hist, tmp_path)
     assert [p.name for p in paths] == ["retrieval.png", "retrieval.svg"]
     _assert_png(paths[0])
     recall_ax, lift_ax = kept[0], kept[1]
     slide = {rid: f for rid, f in store["fakes"].items() if f.strategy is not None}
-    labels = plots.curve_labels(runs)
+    labels = style.curve_labels(runs)
     solid = {lbl: y for lbl, _, y, ls in recall_ax["lines"] if ls == "-"}
     assert set(solid) == {labels[rid] for rid in slide}  # tf_cpu / numpy_dense: no line
     dashed = [ln for ln in recall_ax["lines"] if ln[3] == "--"]
@@ -188,7 +186,7 @@ def test_retrieval_figure_draws_every_run_that_logged_the_metrics(tables, store,
 
 def test_retrieval_notes_name_the_runs_without_lift(tables):
     runs, hist = tables
-    notes = retrieval_module.retrieval_notes(runs, hist)
+    notes = figures.retrieval_notes(runs, hist)
     assert len(notes) == len(fx.STRATEGY_BUDGETS)  # the three random-control runs
     assert all("strategy random retrieves nothing" in n for n in notes)
 
@@ -205,7 +203,7 @@ def test_retrieval_is_built_when_runs_have_the_metrics_and_skipped_otherwise(sto
 
 def test_legend_labels_skip_the_resolved_slide_params(tables):
     runs, _ = tables
-    labels = plots.curve_labels(runs).values()
+    labels = style.curve_labels(runs).values()
     assert not any("budget=" in lbl or "slide." in lbl for lbl in labels)
     assert "slide strategy=vanilla sparsity=auto" in labels
 
@@ -214,7 +212,7 @@ def test_legend_labels_skip_the_resolved_slide_params(tables):
 
 def test_tradeoff_points_sit_at_active_fraction_and_final_p_at_1(tables, store):
     runs, hist = tables
-    points = plots.tradeoff_points(runs, hist).set_index("run_id")
+    points = tradeoff_points(runs, hist).set_index("run_id")
     slide = {rid: f for rid, f in store["fakes"].items() if f.strategy is not None}
     assert set(points.index) == set(slide)
     for rid, fake in slide.items():
@@ -230,8 +228,8 @@ def test_tradeoff_points_sit_at_active_fraction_and_final_p_at_1(tables, store):
 def test_tradeoff_figure_draws_one_sorted_line_per_strategy_and_dense_levels(
         tables, store, tmp_path, monkeypatch):
     runs, hist = tables
-    kept = _capture(monkeypatch, tradeoff_module)
-    _assert_png(plots.sparsity_tradeoff(runs, hist, tmp_path)[0])
+    kept = _capture(monkeypatch, figures)
+    _assert_png(figures.sparsity_tradeoff(runs, hist, tmp_path)[0])
     (ax,) = kept
     assert ax["xscale"] == "log"
     lines = {lbl.split(" ")[0]: (x, y, ls) for lbl, x, y, ls in ax["lines"]}
@@ -256,21 +254,21 @@ def test_tradeoff_without_slide_points_is_one_panel_saying_so(store, tmp_path, m
     with the reason, not a crash."""
     plain = load_runs(store["client"], "plain")
     hist = load_histories(store["client"], plain)
-    assert plots.tradeoff_points(plain, hist).empty
-    kept = _capture(monkeypatch, tradeoff_module)
-    _assert_png(plots.sparsity_tradeoff(plain, hist, tmp_path)[0])
+    assert tradeoff_points(plain, hist).empty
+    kept = _capture(monkeypatch, figures)
+    _assert_png(figures.sparsity_tradeoff(plain, hist, tmp_path)[0])
     assert any("no finished SLIDE run" in t for t in kept[0]["texts"])
 
 
 def test_tradeoff_is_built_only_when_budgets_vary(store, tables, tmp_path):
     runs, _ = tables
-    assert plots.budgets_vary(runs)
+    assert budgets_vary(runs)
     one_budget = runs[runs["slide.budget"].eq(50).fillna(False) | (runs["model"] != "slide")]
-    assert not plots.budgets_vary(one_budget)
+    assert not budgets_vary(one_budget)
     assert "sparsity_tradeoff" not in auto_reports(one_budget)
     assert "sparsity_tradeoff" in auto_reports(runs)
     plain = load_runs(store["client"], "plain")
-    assert not plots.budgets_vary(plain) and "sparsity_tradeoff" not in auto_reports(plain)
+    assert not budgets_vary(plain) and "sparsity_tradeoff" not in auto_reports(plain)
 
 
 def test_cli_writes_retrieval_and_tradeoff_with_its_table(store, tmp_path, capsys):
