@@ -8,14 +8,19 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_NL = 10
-_SP = 32
-_COLON = 58
-_COMMA = 44
-_MINUS = 45
-_PLUS = 43
-_DOT = 46
-_ZERO = 48
+# The bytes of the XMC text format, for this writer and the parser (xmc_parse). Numba freezes
+# them into both modules' compiled kernels (and on-disk caches): ASCII, they never change.
+NL = 10
+CR = 13
+TAB = 9
+SP = 32
+COLON = 58
+COMMA = 44
+MINUS = 45
+PLUS = 43
+DOT = 46
+ZERO = 48
+LOWER_E = 101  # 'e'; 'E' is LOWER_E with bit 5 cleared (c | 32 == LOWER_E reads both)
 
 _njit = numba.njit(cache=True, nogil=True)
 
@@ -24,7 +29,7 @@ _njit = numba.njit(cache=True, nogil=True)
 def _put_uint(out, pos, v):
     """Decimal digits of a non-negative int at out[pos:]; returns the new position."""
     if v == 0:
-        out[pos] = _ZERO
+        out[pos] = ZERO
         return pos + 1
     n = 0
     t = v
@@ -32,7 +37,7 @@ def _put_uint(out, pos, v):
         t //= 10
         n += 1
     for i in range(n - 1, -1, -1):
-        out[pos + i] = _ZERO + v % 10
+        out[pos + i] = ZERO + v % 10
         v //= 10
     return pos + n
 
@@ -50,11 +55,11 @@ def _nine_digits(x, e):
 def _put_float(out, pos, v):
     """Like '%.9g': 9 significant digits, enough for any float32 to read back bit-identical."""
     if v == 0.0:
-        out[pos] = _ZERO
+        out[pos] = ZERO
         return pos + 1
     x = np.float64(v)
     if x < 0:
-        out[pos] = _MINUS
+        out[pos] = MINUS
         pos += 1
         x = -x
     e = int(np.floor(np.log10(x)))
@@ -67,39 +72,39 @@ def _put_float(out, pos, v):
         m = _nine_digits(x, e)
     digits = np.empty(9, dtype=np.uint8)
     for i in range(8, -1, -1):
-        digits[i] = _ZERO + m % 10
+        digits[i] = ZERO + m % 10
         m //= 10
     nd = 9
-    while nd > 1 and digits[nd - 1] == _ZERO:
+    while nd > 1 and digits[nd - 1] == ZERO:
         nd -= 1
     if -5 <= e < 0:  # 0.000ddd
-        out[pos] = _ZERO
-        out[pos + 1] = _DOT
+        out[pos] = ZERO
+        out[pos + 1] = DOT
         pos += 2
         for _ in range(-e - 1):
-            out[pos] = _ZERO
+            out[pos] = ZERO
             pos += 1
         for i in range(nd):
             out[pos] = digits[i]
             pos += 1
     elif 0 <= e < 9:  # ddd.ddd or ddd
         for i in range(max(nd, e + 1)):
-            out[pos] = digits[i] if i < nd else _ZERO
+            out[pos] = digits[i] if i < nd else ZERO
             pos += 1
             if i == e and i < nd - 1:
-                out[pos] = _DOT
+                out[pos] = DOT
                 pos += 1
     else:  # d.ddde+XX
         out[pos] = digits[0]
         pos += 1
         if nd > 1:
-            out[pos] = _DOT
+            out[pos] = DOT
             pos += 1
             for i in range(1, nd):
                 out[pos] = digits[i]
                 pos += 1
-        out[pos] = 101  # 'e'
-        out[pos + 1] = _MINUS if e < 0 else _PLUS
+        out[pos] = LOWER_E
+        out[pos + 1] = MINUS if e < 0 else PLUS
         pos = _put_uint(out, pos + 2, abs(e))
     return pos
 
@@ -120,19 +125,19 @@ def format_rows(f_indptr, f_indices, f_data, l_indptr, l_indices, lo, hi, out):
         b = l_indptr[r + 1]
         for i in range(a, b):
             if i > a:
-                out[pos] = _COMMA
+                out[pos] = COMMA
                 pos += 1
             pos = _put_uint(out, pos, l_indices[i])
         for i in range(f_indptr[r], f_indptr[r + 1]):
-            out[pos] = _SP
+            out[pos] = SP
             pos += 1
             pos = _put_uint(out, pos, f_indices[i])
-            out[pos] = _COLON
+            out[pos] = COLON
             pos += 1
             pos = _put_float(out, pos, f_data[i])
         if a == b and f_indptr[r] == f_indptr[r + 1]:
-            out[pos] = _SP  # a point with neither labels nor features: keep the line non-empty
+            out[pos] = SP  # a point with neither labels nor features: keep the line non-empty
             pos += 1
-        out[pos] = _NL
+        out[pos] = NL
         pos += 1
     return pos

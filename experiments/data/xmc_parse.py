@@ -13,6 +13,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from experiments.data.xmc_format import (COLON, COMMA, CR, DOT, LOWER_E, MINUS, NL, PLUS, SP, TAB,
+                                         ZERO)
+
 # Error codes returned by parse_body (err[0]); 0 = no error.
 E_MALFORMED_FEATURE = 1
 E_NEGATIVE_FEATURE = 2
@@ -25,16 +28,6 @@ E_DUPLICATE_FEATURE = 8
 E_TOO_FEW_ROWS = 9
 E_TOO_MANY_ROWS = 10
 
-_NL = 10
-_CR = 13
-_SP = 32
-_TAB = 9
-_COLON = 58
-_COMMA = 44
-_MINUS = 45
-_PLUS = 43
-_DOT = 46
-_ZERO = 48
 # Integers saturate here while parsing, so a 40-digit id cannot overflow int64: anything
 # above it is out of range for an int32 id anyway.
 _INT_CAP = 1 << 40
@@ -49,12 +42,12 @@ _njit = numba.njit(cache=True, nogil=True)
 
 @_njit
 def _is_space(c):
-    return c == _SP or c == _TAB or c == _CR
+    return c == SP or c == TAB or c == CR
 
 
 @_njit
 def _is_digit(c):
-    return c >= 48 and c <= 57
+    return c >= ZERO and c <= ZERO + 9
 
 
 @_njit
@@ -66,9 +59,9 @@ def count_separators(buf, start, end):
     n_newline = 0
     for i in range(start, end):  # branch-free so that LLVM vectorises the loop
         c = buf[i]
-        n_colon += c == _COLON
-        n_comma += c == _COMMA
-        n_newline += c == _NL
+        n_colon += c == COLON
+        n_comma += c == COMMA
+        n_newline += c == NL
     return n_colon, n_comma, n_newline
 
 
@@ -83,7 +76,7 @@ def _parse_uint(buf, a, b):
         if not _is_digit(c):
             return -1
         if v < _INT_CAP:
-            v = v * 10 + (c - _ZERO)
+            v = v * 10 + (c - ZERO)
     return v
 
 
@@ -114,7 +107,7 @@ def _parse_float(buf, a, b):
     """Decimal float that must fill buf[a:b] -> (value, status); status 0 ok, 1 malformed,
     2 non-finite (nan, inf, or beyond float32's range)."""
     i = a
-    if i < b and (buf[i] == _MINUS or buf[i] == _PLUS):
+    if i < b and (buf[i] == MINUS or buf[i] == PLUS):
         i += 1
     if i < b and (buf[i] | 32) in (110, 105):  # 'n' or 'i': maybe nan / inf / infinity
         return 0.0, (2 if _is_nonfinite_word(buf, i, b) else 1)
@@ -133,8 +126,8 @@ def _parse_number(buf, a, b):
     float64: exact enough for a float32 result (and for the 9-digit values write_xmc emits)."""
     i = a
     neg = False
-    if i < b and (buf[i] == _MINUS or buf[i] == _PLUS):
-        neg = buf[i] == _MINUS
+    if i < b and (buf[i] == MINUS or buf[i] == PLUS):
+        neg = buf[i] == MINUS
         i += 1
     mant = 0
     sig = 0
@@ -142,18 +135,18 @@ def _parse_number(buf, a, b):
     n_digits = 0
     while i < b and _is_digit(buf[i]):
         if sig < 18:
-            mant = mant * 10 + (buf[i] - _ZERO)
+            mant = mant * 10 + (buf[i] - ZERO)
             if mant > 0:
                 sig += 1
         else:
             exp10 += 1
         n_digits += 1
         i += 1
-    if i < b and buf[i] == _DOT:
+    if i < b and buf[i] == DOT:
         i += 1
         while i < b and _is_digit(buf[i]):
             if sig < 18:
-                mant = mant * 10 + (buf[i] - _ZERO)
+                mant = mant * 10 + (buf[i] - ZERO)
                 exp10 -= 1
                 if mant > 0:
                     sig += 1
@@ -161,18 +154,18 @@ def _parse_number(buf, a, b):
             i += 1
     if n_digits == 0:
         return 0.0, 1, i
-    if i < b and (buf[i] | 32) == 101:  # 'e' / 'E'
+    if i < b and (buf[i] | 32) == LOWER_E:  # 'e' / 'E'
         i += 1
         eneg = False
-        if i < b and (buf[i] == _MINUS or buf[i] == _PLUS):
-            eneg = buf[i] == _MINUS
+        if i < b and (buf[i] == MINUS or buf[i] == PLUS):
+            eneg = buf[i] == MINUS
             i += 1
         if i >= b or not _is_digit(buf[i]):
             return 0.0, 1, i
         e = 0
         while i < b and _is_digit(buf[i]):
             if e < 100000:
-                e = e * 10 + (buf[i] - _ZERO)
+                e = e * 10 + (buf[i] - ZERO)
             i += 1
         exp10 += -e if eneg else e
     if mant == 0:
@@ -293,7 +286,7 @@ def parse_body(buf, pos, end, first_line, n_rows, n_features, n_labels,
         f_lo = fk
         l_lo = lk
         label_field_open = False  # the previous label token ended with ',' ("3, 7" style)
-        while pos < end and buf[pos] != _NL:
+        while pos < end and buf[pos] != NL:
             if _is_space(buf[pos]):
                 pos += 1
                 continue
@@ -304,11 +297,11 @@ def parse_body(buf, pos, end, first_line, n_rows, n_features, n_labels,
             fid = 0
             while pos < end and _is_digit(buf[pos]):
                 if fid < _INT_CAP:
-                    fid = fid * 10 + (buf[pos] - _ZERO)
+                    fid = fid * 10 + (buf[pos] - ZERO)
                 pos += 1
-            if pos > tok and pos < end and buf[pos] == _COLON and fid < n_features:
+            if pos > tok and pos < end and buf[pos] == COLON and fid < n_features:
                 val, status, stop = _parse_number(buf, pos + 1, end)
-                if status == 0 and (stop == end or buf[stop] == _NL or _is_space(buf[stop])):
+                if status == 0 and (stop == end or buf[stop] == NL or _is_space(buf[stop])):
                     f_indices[fk] = fid
                     f_data[fk] = val
                     fk += 1
@@ -317,8 +310,8 @@ def parse_body(buf, pos, end, first_line, n_rows, n_features, n_labels,
                     continue
             pos = tok
             colon = -1
-            while pos < end and buf[pos] != _NL and not _is_space(buf[pos]):
-                if buf[pos] == _COLON and colon < 0:
+            while pos < end and buf[pos] != NL and not _is_space(buf[pos]):
+                if buf[pos] == COLON and colon < 0:
                     colon = pos
                 pos += 1
             tok_end = pos
@@ -332,9 +325,9 @@ def parse_body(buf, pos, end, first_line, n_rows, n_features, n_labels,
                 label_field_open = False
                 while a < tok_end:
                     b = a
-                    while b < tok_end and buf[b] != _COMMA:
+                    while b < tok_end and buf[b] != COMMA:
                         b += 1
-                    if buf[a] == _MINUS and _parse_uint(buf, a + 1, b) >= 0:
+                    if buf[a] == MINUS and _parse_uint(buf, a + 1, b) >= 0:
                         _fail(err, E_NEGATIVE_LABEL, line, -_parse_uint(buf, a + 1, b), tok)
                         return row, fk, lk, n_dup_labels
                     v = _parse_uint(buf, a, b)
@@ -352,7 +345,7 @@ def parse_body(buf, pos, end, first_line, n_rows, n_features, n_labels,
                 continue
             label_field_open = False
             # a feature "f:v"
-            if buf[tok] == _MINUS and _parse_uint(buf, tok + 1, colon) >= 0:
+            if buf[tok] == MINUS and _parse_uint(buf, tok + 1, colon) >= 0:
                 _fail(err, E_NEGATIVE_FEATURE, line, -_parse_uint(buf, tok + 1, colon), tok)
                 return row, fk, lk, n_dup_labels
             fid = _parse_uint(buf, tok, colon)
@@ -388,7 +381,7 @@ def parse_body(buf, pos, end, first_line, n_rows, n_features, n_labels,
     # Only blank lines may follow the declared points.
     while pos < end:
         c = buf[pos]
-        if c == _NL:
+        if c == NL:
             line += 1
         elif not _is_space(c):
             _fail(err, E_TOO_MANY_ROWS, line, n_rows, pos)
