@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
+from slide_core._numba import jit
 from slide_core.twin import twin
 
 
@@ -29,6 +30,15 @@ def adam_lr(lr: float, beta1: float, beta2: float, t: int) -> float:
 LAZY, DENSE, UNTOUCHED = 0, 1, 2
 
 
+@jit
+def _float32_scalars(lr_t, b1, b2, eps):
+    """The update's scalars as float32, so that the row loops run in float32: beta1, beta2,
+    1 - beta1 and 1 - beta2 (each difference taken in float64, then rounded), lr_t, eps.
+    Called once per kernel call, outside the loops; no fastmath (conversions only)."""
+    return (np.float32(b1), np.float32(b2), np.float32(1.0 - b1), np.float32(1.0 - b2),
+            np.float32(lr_t), np.float32(eps))
+
+
 def _adam_impl(W, m, v, g, stamp, batch_id, mode, lr_t, b1, b2, eps, n_chunks):
     """Adam (Keras form) on rows of W. mode LAZY: only rows with stamp == batch_id; DENSE:
     every row; UNTOUCHED: only rows with stamp != batch_id (the dense mode's g = 0 rows after
@@ -36,12 +46,7 @@ def _adam_impl(W, m, v, g, stamp, batch_id, mode, lr_t, b1, b2, eps, n_chunks):
     untouched rows never read g (it is zero there), so g may be a dummy in UNTOUCHED mode."""
     n_rows = W.shape[0]
     n_cols = W.shape[1]
-    one_b1 = np.float32(1.0 - b1)
-    one_b2 = np.float32(1.0 - b2)
-    b1f = np.float32(b1)
-    b2f = np.float32(b2)
-    lr_f = np.float32(lr_t)
-    eps_f = np.float32(eps)
+    b1f, b2f, one_b1, one_b2, lr_f, eps_f = _float32_scalars(lr_t, b1, b2, eps)
     for c in prange(n_chunks):
         for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
             touched = stamp[r] == batch_id
@@ -176,12 +181,7 @@ def _grouped_impl(p, groups, dz, H, gbuf, lr_t, b1, b2, eps, n_chunks):
     pairs = groups.pairs
     n_cols = W.shape[1]
     cap = dz.shape[1]
-    one_b1 = np.float32(1.0 - b1)
-    one_b2 = np.float32(1.0 - b2)
-    b1f = np.float32(b1)
-    b2f = np.float32(b2)
-    lr_f = np.float32(lr_t)
-    eps_f = np.float32(eps)
+    b1f, b2f, one_b1, one_b2, lr_f, eps_f = _float32_scalars(lr_t, b1, b2, eps)
     for c in prange(n_chunks):
         gr = gbuf[c]
         rows = touched_rows[c]
