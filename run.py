@@ -5,7 +5,9 @@
     python run.py -m experiment=figure3              # a preset sweep (conf/experiment/)
 
 The process exits non-zero when any job of the run or sweep failed (its MLflow run is FAILED
-with the traceback as an artifact; the other jobs still ran).
+with the traceback as an artifact; the other jobs still ran), and with 128 + the signal number
+when SIGTERM / Ctrl-C stopped it (the job checkpointed, its run is KILLED; running the same
+command again continues it: experiments.resume).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from omegaconf import DictConfig  # noqa: E402
 from experiments import callbacks  # noqa: E402
 from experiments.config import register_configs  # noqa: E402
 from experiments.job import run_job  # noqa: E402
+from experiments.stopping import JobInterrupted  # noqa: E402
 
 register_configs()
 
@@ -42,5 +45,8 @@ def main(cfg: DictConfig) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except JobInterrupted as stopped:
+        sys.exit(stopped.exit_code)
     sys.exit(1 if callbacks.FAILED_JOBS else 0)

@@ -294,5 +294,26 @@ class DenseSoftmaxNet:
     def optimizer_state(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(m.numpy(), v.numpy()) for m, v in self.moments]
 
+    def _named_variables(self):
+        """(name, variable) of every weight and Adam moment, names as in state_dict."""
+        for var, (m, v) in zip(self.variables, self.moments):
+            name = var.name.split(":")[0]
+            yield from ((name, var), (f"m_{name}", m), (f"v_{name}", v))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Weights, Adam moments and Adam's step as named arrays (copies, in the variables' layout)."""
+        out = {name: var.numpy() for name, var in self._named_variables()}
+        out["adam_step"] = np.asarray(self.step, dtype=np.int64)
+        return out
+
+    def load_state_dict(self, arrays) -> None:
+        """The state state_dict gave (KeyError / ValueError when it belongs to another network)."""
+        for name, var in self._named_variables():
+            value = arrays[name]
+            if tuple(value.shape) != tuple(var.shape):
+                raise ValueError(f"{name}: shape {tuple(value.shape)}, the network's is {tuple(var.shape)}")
+            var.assign(value)
+        self.step = int(arrays["adam_step"])
+
     def tracing_count(self) -> int:
         return int(self._train_fn.experimental_get_tracing_count())

@@ -27,6 +27,7 @@ Output layer stored as (n_labels, hidden), the layout TF's sampled softmax gathe
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import NamedTuple, Sequence
 
@@ -180,6 +181,16 @@ class SampledSoftmaxNet(DenseSoftmaxNet):
         self._rows_in = _RowSet(n_features)  # ... and the first layer's (the batch's features)
         self.cap_rows_in = self.cap_rows_out = 0
         super().__init__(weights, adam, batch_size, jit_compile, device, eval_chunk)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The dense net's state and the sampler's random stream (its bit generator's state)."""
+        out = super().state_dict()
+        out["sampler_rng"] = np.frombuffer(json.dumps(self.sampler.rng.bit_generator.state).encode(), dtype=np.uint8)
+        return out
+
+    def load_state_dict(self, arrays) -> None:
+        super().load_state_dict(arrays)
+        self.sampler.rng.bit_generator.state = json.loads(bytes(arrays["sampler_rng"]).decode())
 
     def _extra_spec(self) -> tuple:
         tf = self._tf

@@ -13,9 +13,9 @@ class TrainClock:
     GPU returns from train_step only after synchronising, so the block ends when the work has.
     """
 
-    def __init__(self, timer=time.perf_counter):
+    def __init__(self, timer=time.perf_counter, start_s: float = 0.0):
         self._timer = timer
-        self._total = 0.0
+        self._total = float(start_s)  # a resumed job's clock goes on from its checkpoint
         self._started: float | None = None
 
     def __enter__(self) -> "TrainClock":

@@ -37,6 +37,9 @@ class TrainConfig:
     eval_samples: int = 1000
     log_every: int = 10
     final_eval: bool = True
+    resume: str = "auto"  # "auto" | "never" (conf/config.yaml says what each means)
+    checkpoint_every_s: Optional[float] = 600.0
+    checkpoint_keep: int = 2
 
 
 @dataclass
@@ -59,6 +62,8 @@ class TrackingConfig:
     # sampled this often in the training process; null or 0: off. 10 s: ~15 points over a
     # 150 s job, each a few milliseconds of CPU (experiments.tracking.Tracker.system_metrics).
     system_metrics_every_s: Optional[float] = 10.0
+    heartbeat_every_s: Optional[float] = 60.0  # experiments.resume: a RUNNING run's process is alive
+    stale_after_s: float = 900.0  # a heartbeat from another host older than this: the process is gone
 
 
 @dataclass
@@ -71,6 +76,11 @@ class PathsConfig:
 
 
 @dataclass
+class SweepConfig:
+    skip_finished: bool = True  # a sweep's job whose config already has a FINISHED run is not run again
+
+
+@dataclass
 class JobConfig:
     seed: int = 0
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -79,6 +89,7 @@ class JobConfig:
     model: ModelConfig = MISSING
     tracking: TrackingConfig = MISSING
     paths: PathsConfig = MISSING
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 def register_configs() -> None:

@@ -18,6 +18,7 @@ long names short. Reports go by the tag status=skipped and draw no curve for it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import inspect
 import json
@@ -25,30 +26,50 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
+import threading
 import traceback
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from hydra.utils import get_class, instantiate
+from mlflow.entities import RunTag
+from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import (MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE,
                                       MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE)
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.data.datasets import Dataset, load_dataset
-from experiments.data.batching import eval_subset
-from experiments.evaluation import Evaluator
-from experiments.loop import LoopSettings, train_and_evaluate
-from experiments.models.base import JobSkipped, ModelContext
+from experiments.checkpoints import Checkpointer, checkpoint_folder, load_latest
 from experiments.clock import Stopwatch
+from experiments.data.batching import eval_subset
+from experiments.data.datasets import Dataset, load_dataset
+from experiments.evaluation import Evaluator
+from experiments.loop import LoopSettings, LoopState, train_and_evaluate
+from experiments.models.base import JobSkipped, ModelContext
+from experiments.resume import (CONFIG_HASH_TAG, Heartbeat, config_hash, end_dead_runs, finished_run,
+                                resumable_run, runs_of_config)
+from experiments.stopping import STOP_SIGNALS, JobInterrupted, StopSignals
 from experiments.sweep_run import parent_run_id
 from experiments.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode
-from experiments.tracking import Tracker, flatten
+from experiments.tracking import Tracker, ensure_store, flatten
 
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "job_status.json"  # written into the job's output folder; read by the sweep callback
 SKIPPED_PREFIX = "[skipped] "  # a skipped job's run name starts with it
+CHECKPOINT_DIR_TAG = "checkpoint_dir"
+RESUME_MODES = ("auto", "never")
+
+
+@dataclass(frozen=True)
+class CheckpointPlan:
+    """Where the job's checkpoints go, and whether it continues from them (a resumed run)."""
+
+    folder: str
+    config_hash: str
+    resume: bool = False
 
 
 def check_model_params(model_cfg: DictConfig) -> None:
@@ -79,15 +100,16 @@ def model_context(cfg: DictConfig, dataset: Dataset) -> ModelContext:
                         init_std=cfg.network.init_std, adam=t.adam, label_counts=counts)
 
 
-def _train(cfg: DictConfig, tracker: Tracker, label: str) -> None:
+def _train(cfg: DictConfig, tracker: Tracker, label: str, plan: CheckpointPlan, stop: StopSignals) -> None:
     # this job's own peak memory, also when earlier jobs of a sweep ran in this process
     gc.collect()
     tracker.set_tags({"peak_rss_scope": "job" if reset_peak_rss() else "process"})
     dataset = load_dataset(cfg.dataset, Path(cfg.paths.cache_dir))
-    tracker.log_dataset(dataset)
-    tracker.log_params({"data.n_features": dataset.n_features, "data.n_labels": dataset.n_labels,
-                        "data.n_train": dataset.train.features.n_rows,
-                        "data.n_test": dataset.test.features.n_rows})
+    if not tracker.resumed:
+        tracker.log_dataset(dataset)
+        tracker.log_params({"data.n_features": dataset.n_features, "data.n_labels": dataset.n_labels,
+                            "data.n_train": dataset.train.features.n_rows,
+                            "data.n_test": dataset.test.features.n_rows})
     # _partial_: Hydra would turn a dataclass keyword into a config node; the model gets the
     # ModelContext object itself.
     with Stopwatch() as setup:  # network construction, incl. SLIDE's first hash-table build
@@ -100,18 +122,39 @@ def _train(cfg: DictConfig, tracker: Tracker, label: str) -> None:
                         cfg.train.threads)
         tracker.set_tags(tags)
         resolved = getattr(model, "resolved_params", None)  # optional: what "auto" settings became
-        if resolved is not None:
+        if resolved is not None and not tracker.resumed:
             tracker.log_params(resolved())
+        start = _restore(model, plan, tracker, label) if plan.resume else None
         subset = eval_subset(dataset.test.features.n_rows, cfg.train.eval_samples, cfg.seed)
         evaluator = Evaluator(dataset.test.features, dataset.test.labels, subset)
         settings = LoopSettings(epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed,
                                 eval_every=cfg.train.eval_every, log_every=cfg.train.log_every,
                                 max_train_seconds=cfg.train.max_train_seconds,
                                 final_eval=cfg.train.final_eval)
+        checkpoints = Checkpointer(plan.folder, plan.config_hash, tracker.run_id, cfg.train.checkpoint_every_s,
+                                   cfg.train.checkpoint_keep, tracker)
         train_and_evaluate(model, dataset.train, evaluator, tracker, settings,
-                           show_progress=cfg.get("progress", True), label=label)
+                           show_progress=cfg.get("progress", True), label=label, checkpoints=checkpoints,
+                           stop=stop, start=start)
     finally:
         model.close()
+
+
+def _restore(model, plan: CheckpointPlan, tracker: Tracker, label: str) -> LoopState | None:
+    """The resumed job's model from its newest usable checkpoint; the loop's position, or None
+    (start from the beginning, in the same run) when it was stopped before its first one."""
+    with Stopwatch() as restore:
+        meta = load_latest(plan.folder, plan.config_hash, lambda _meta, arrays: model.load_state_dict(arrays))
+    if meta is None:
+        log.warning("%s: no checkpoint in %s: training again from the start, in the same run", label, plan.folder)
+        return None
+    state = LoopState.from_dict(meta["loop"])
+    log.info("%s resumes from %s (iteration %d, %.1f s of training) in %.2f s", label, meta["path"],
+             state.iteration, state.train_s, restore.seconds)
+    previous = tracker.client.get_run(tracker.run_id).data.tags.get("resumes", "0")
+    tracker.set_tags({"resumes": str(int(previous) + 1), "resumed_from": meta["path"]})
+    tracker.log_metrics({"checkpoint/restore_s": restore.seconds}, step=state.iteration)
+    return state
 
 
 def _end_failed(tracker: Tracker, error: Exception, what: str) -> str:
@@ -134,21 +177,28 @@ def _end_skipped(tracker: Tracker, label: str, reason: str) -> str:
     return "skipped"
 
 
-def run_tracked(cfg: DictConfig, tracker: Tracker, label: str) -> str:
-    """Train and end the run: finished / skipped / failed (traceback logged) / killed. MLflow's
-    system metrics are sampled here, in the process that trains (an isolated job's child)."""
+def run_tracked(cfg: DictConfig, tracker: Tracker, label: str, plan: CheckpointPlan) -> str:
+    """Train and end the run: finished / skipped / failed (traceback logged) / killed (a stop
+    signal: experiments.stopping; JobInterrupted propagates). MLflow's system metrics and the
+    run's heartbeat come from here, the process that trains (an isolated job's child)."""
     try:
-        with tracker.system_metrics():
-            _train(cfg, tracker, label)
+        with tracker.system_metrics(), Heartbeat(tracker.client, tracker.run_id, cfg.tracking.heartbeat_every_s), \
+                StopSignals() as stop:
+            _train(cfg, tracker, label, plan, stop)
     except JobSkipped as skip:
         return _end_skipped(tracker, label, str(skip))
-    except KeyboardInterrupt:
-        tracker.end("KILLED", {"status": "killed"})
+    except KeyboardInterrupt as stopped:
+        _end_killed(tracker, stopped)
         raise
     except Exception as error:  # the sweep must go on: record and report, don't propagate
         return _end_failed(tracker, error, f"{label} failed")
     tracker.end("FINISHED", {"status": "finished"})
     return "finished"
+
+
+def _end_killed(tracker: Tracker, stopped: BaseException) -> None:
+    how = signal.Signals(stopped.signum).name if isinstance(stopped, JobInterrupted) else "KeyboardInterrupt"
+    tracker.end("KILLED", {"status": "killed", "stopped_by": how})
 
 
 HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"  # glibc: madvise(MADV_HUGEPAGE) on its large mappings
@@ -187,16 +237,30 @@ def _environment(values: dict[str, str]):
                 os.environ[k] = v
 
 
-def _isolated_main(cfg_container: dict, run_id: str, label: str) -> None:
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the process that spawned it dies (a SIGKILLed
+    sweep), so it checkpoints and ends its run instead of training on as an orphan."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _isolated_main(cfg_container: dict, run_id: str, label: str, plan: dict) -> None:
     """Entry point of the spawned subprocess (its environment was set by the parent)."""
+    _die_with_parent()
     cfg = OmegaConf.create(cfg_container)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    tracker = Tracker.attach(cfg.tracking.uri, run_id, flush_every_s=cfg.tracking.flush_every_s,
+    plan = CheckpointPlan(**plan)
+    tracker = Tracker.attach(cfg.tracking.uri, run_id, resumed=plan.resume, flush_every_s=cfg.tracking.flush_every_s,
                              system_metrics_every_s=cfg.tracking.system_metrics_every_s)
     # what the process really started with, not what the config asked for
     started = HUGE_PAGES_TUNABLE in start_environment().get("GLIBC_TUNABLES", "").split(":")
     tracker.set_tags({"huge_pages": "on" if started else "off", "thp_mode": thp_mode()})
-    run_tracked(cfg, tracker, label)
+    try:
+        run_tracked(cfg, tracker, label, plan)
+    except JobInterrupted as stopped:
+        sys.exit(stopped.exit_code)
 
 
 @contextlib.contextmanager
@@ -211,36 +275,72 @@ def _spawn_start_method():
         multiprocessing.set_start_method(previous, force=True)
 
 
+@contextlib.contextmanager
+def _passing_signals_to(process):
+    """While the parent waits for an isolated job: a stop signal (experiments.stopping) is
+    passed on to the child as SIGTERM, once (the child checkpoints and ends its run KILLED);
+    a second Ctrl-C raises KeyboardInterrupt here. Yields a list that gets the signal number."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handle(signum, frame):
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if not received:
+            received.append(signum)
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    saved = {signum: signal.signal(signum, handle) for signum in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for signum, previous in saved.items():
+            signal.signal(signum, previous)
+
+
 def _stop_child(process) -> None:
-    """After Ctrl-C: a terminal's SIGINT reached the child too and it ends its run KILLED; a
-    SIGINT sent to this process alone (kill -INT, a scheduler) is passed on to it."""
+    """After a second Ctrl-C: give the child a moment to end its run, then kill it."""
     process.join(timeout=5)
     if process.is_alive():
-        os.kill(process.pid, signal.SIGINT)
-        process.join(timeout=60)
-    if process.is_alive():
-        process.terminate()
+        process.kill()
         process.join()
 
 
-def _run_isolated(cfg: DictConfig, cfg_container: dict, tracker: Tracker, label: str) -> str:
+def _run_isolated(cfg: DictConfig, cfg_container: dict, tracker: Tracker, label: str, plan: CheckpointPlan) -> str:
     process = multiprocessing.get_context("spawn").Process(
-        target=_isolated_main, args=(cfg_container, tracker.run_id, label), name=f"job-{label}")
+        target=_isolated_main, args=(cfg_container, tracker.run_id, label, asdict(plan)), name=f"job-{label}")
     with _environment(isolated_environment(cfg)), _spawn_start_method():
         process.start()
     try:
-        process.join()
+        with _passing_signals_to(process) as received:
+            process.join()
     except KeyboardInterrupt:
         _stop_child(process)
-        tracker.end("KILLED", {"status": "killed"})
+        tracker.end("KILLED", {"status": "killed", "stopped_by": "KeyboardInterrupt"})
         raise
     run = tracker.client.get_run(tracker.run_id)
     if run.info.status == "RUNNING":  # the child died without ending the run
-        reason = f"the job's subprocess exited with code {process.exitcode} before ending its run"
-        log.error("%s failed: %s", label, reason)
-        tracker.end("FAILED", {"status": "failed", "failure": reason})
-        return "failed"
+        return _end_dead_child(tracker, label, process.exitcode)
+    if received or run.info.status == "KILLED":
+        raise JobInterrupted(received[0] if received else signal.SIGTERM)
     return run.data.tags.get("status", "failed")
+
+
+def _end_dead_child(tracker: Tracker, label: str, exitcode: int | None) -> str:
+    """KILLED (resumable) when a signal killed the child (the OOM killer's SIGKILL), else FAILED."""
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        reason = f"the job's subprocess was killed by {name} (the OOM killer?) before ending its run"
+        log.error("%s killed: %s", label, reason)
+        tracker.end("KILLED", {"status": "killed", "stopped_by": name, "failure": reason})
+        return "killed"
+    reason = f"the job's subprocess exited with code {exitcode} before ending its run"
+    log.error("%s failed: %s", label, reason)
+    tracker.end("FAILED", {"status": "failed", "failure": reason})
+    return "failed"
 
 
 def source_tags(root: str | os.PathLike) -> dict[str, str]:
@@ -274,31 +374,81 @@ def base_tags(cfg: DictConfig, job: dict[str, Any]) -> dict[str, str]:
 
 def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
     """Run one job; returns its status. `job` carries what HydraConfig knows: num, sweep_id,
-    output_dir, multirun. Never raises for a failing model (the sweep goes on); KeyboardInterrupt does."""
+    output_dir, multirun. Never raises for a failing model (the sweep goes on); a stop signal
+    (KeyboardInterrupt, JobInterrupted) does.
+
+    Which run it logs to (experiments.resume): in a sweep, a FINISHED run of the same config
+    is reused instead (sweep.skip_finished); a KILLED one is continued from its checkpoint
+    (train.resume=auto); else a new run."""
     label = f"{cfg.model.name}/{cfg.dataset.name}/{job['num']}"
     output_dir = Path(job["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.train.resume not in RESUME_MODES:
+        raise ValueError(f"train.resume must be one of {RESUME_MODES}, got {cfg.train.resume!r}")
     cfg_container = OmegaConf.to_container(cfg, resolve=True)
-    tracker = Tracker.start(cfg.tracking.uri, cfg.tracking.experiment, run_name=label,
-                            tags=base_tags(cfg, job), artifact_root=cfg.tracking.get("artifact_root"),
-                            flush_every_s=cfg.tracking.flush_every_s,
-                            system_metrics_every_s=cfg.tracking.system_metrics_every_s)
+    digest = config_hash(cfg_container)
+    tags = {**base_tags(cfg, job), CONFIG_HASH_TAG: digest}
+    experiment_id = ensure_store(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))
+    client = MlflowClient(tracking_uri=cfg.tracking.uri)
+    end_dead_runs(client, experiment_id, cfg.tracking.stale_after_s)
+    previous = runs_of_config(client, experiment_id, digest)
+    done = finished_run(previous) if job.get("multirun") and cfg.sweep.skip_finished else None
+    if done is not None:
+        return _reuse_finished(client, done, tags, label, output_dir)
+    stopped = resumable_run(previous) if cfg.train.resume == "auto" else None
+    tracker_options = dict(flush_every_s=cfg.tracking.flush_every_s,
+                           system_metrics_every_s=cfg.tracking.system_metrics_every_s)
+    if stopped is not None:
+        tracker = Tracker.attach(cfg.tracking.uri, stopped.info.run_id, resumed=True, **tracker_options)
+        folder = stopped.data.tags.get(CHECKPOINT_DIR_TAG) or str(checkpoint_folder(job["sweep_id"], tracker.run_id))
+        log.info("%s: continuing run %s (stopped before its end) from %s", label, tracker.run_id, folder)
+        tracker.set_tags(_join_sweep_tags(tags))
+    else:
+        tracker = Tracker.start(cfg.tracking.uri, cfg.tracking.experiment, run_name=label, tags=tags,
+                                artifact_root=cfg.tracking.get("artifact_root"), **tracker_options)
+        folder = str(checkpoint_folder(job["sweep_id"], tracker.run_id))
+        tracker.set_tags({CHECKPOINT_DIR_TAG: folder})
+    plan = CheckpointPlan(folder, digest, resume=stopped is not None)
+    Heartbeat(tracker.client, tracker.run_id, None).beat()  # this process, until training starts
     status = "failed"
     try:
-        tracker.log_params(flatten(cfg_container))
-        tracker.log_text(OmegaConf.to_yaml(cfg_container), "config/config.yaml")
+        if not tracker.resumed:
+            tracker.log_params(flatten(cfg_container))
+            tracker.log_text(OmegaConf.to_yaml(cfg_container), "config/config.yaml")
         check_model_params(cfg.model)
         if cfg.model.isolate:
-            status = _run_isolated(cfg, cfg_container, tracker, label)
+            status = _run_isolated(cfg, cfg_container, tracker, label, plan)
         else:
-            status = run_tracked(cfg, tracker, label)
-    except KeyboardInterrupt:
-        tracker.end("KILLED", {"status": "killed"})
+            status = run_tracked(cfg, tracker, label, plan)
+    except KeyboardInterrupt as interrupted:
+        _end_killed(tracker, interrupted)
         status = "killed"
         raise
     except Exception as error:  # bad config etc.: still one FAILED run, and the sweep goes on
         status = _end_failed(tracker, error, f"{label} failed before training")
     finally:
-        (output_dir / STATUS_FILE).write_text(json.dumps({"status": status, "run_id": tracker.run_id,
-                                                          "label": label}))
+        _write_status(output_dir, status, tracker.run_id, label)
     return status
+
+
+def _join_sweep_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The tags that make an earlier run part of this sweep (its parent, sweep and job number),
+    so that this sweep's reports include it."""
+    keys = (MLFLOW_PARENT_RUN_ID, "sweep_id", "hydra_sweep_dir", "job_num")
+    return {k: tags[k] for k in keys if k in tags}
+
+
+def _reuse_finished(client: MlflowClient, run, tags: dict[str, str], label: str, output_dir: Path) -> str:
+    run_id = run.info.run_id
+    log.info("%s: already FINISHED as run %s (same config): not run again (sweep.skip_finished=false runs it)",
+             label, run_id)
+    joined = _join_sweep_tags(tags)
+    if joined:
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in joined.items()])
+    _write_status(output_dir, "finished", run_id, label, reused=True)
+    return "finished"
+
+
+def _write_status(output_dir: Path, status: str, run_id: str, label: str, reused: bool = False) -> None:
+    (output_dir / STATUS_FILE).write_text(json.dumps({"status": status, "run_id": run_id, "label": label,
+                                                      "reused": reused}))

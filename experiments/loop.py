@@ -5,18 +5,21 @@ timed, when it is evaluated and what gets logged is decided here, identically fo
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from experiments.checkpoints import Checkpointer
 from experiments.clock import Stopwatch, TrainClock
 from experiments.data.batching import iterate_batches
 from experiments.data.xmc import XMCSplit
 from experiments.evaluation import Evaluator
 from experiments.models.base import Model
 from experiments.progress import JobProgress
+from experiments.stopping import StopSignals
 from experiments.sysinfo import minor_page_faults, peak_rss_mb
 
 log = logging.getLogger(__name__)
@@ -33,11 +36,37 @@ class LoopSettings:
     final_eval: bool = True
 
 
+@dataclass
+class LoopState:
+    """Where training is: what a checkpoint stores besides the model, so that a resumed job
+    takes the next batch of the same seeded order, its clock goes on, and every metric step
+    is logged once (experiments.checkpoints)."""
+
+    epoch: int = 0  # the epoch in progress
+    batch: int = 0  # batches of that epoch done
+    iteration: int = 0  # optimiser steps done
+    samples: int = 0
+    train_s: float = 0.0  # the training clock
+    last_eval_step: int = -1
+    loss_sum: float = 0.0  # the train/loss window since the last log point
+    loss_count: int = 0
+    faults_sum: float = 0.0  # the page-fault window
+    faults_count: int = 0
+    training_done: bool = False  # the last step is behind: only the final evaluation is left
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LoopState":
+        return cls(**values)
+
+
 class _Window:
     """Mean of a per-step quantity (loss, page faults) since the last log line."""
 
-    def __init__(self):
-        self.total, self.count = 0.0, 0
+    def __init__(self, total: float = 0.0, count: int = 0):
+        self.total, self.count = float(total), int(count)
 
     def add(self, value: float) -> None:
         self.total += value
@@ -50,11 +79,19 @@ class _Window:
 
 
 def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, tracker,
-                       settings: LoopSettings, show_progress: bool = True, label: str = "") -> dict[str, float]:
+                       settings: LoopSettings, show_progress: bool = True, label: str = "",
+                       checkpoints: Checkpointer | None = None, stop: StopSignals | None = None,
+                       start: LoopState | None = None) -> dict[str, float]:
     """Train until epochs are done or the training clock passes max_train_seconds; log the
-    learning curve; return the final metrics (also logged)."""
+    learning curve; return the final metrics (also logged).
+
+    start: the position of a resumed job (its model already restored). checkpoints: written
+    when due between steps, and once training is over, outside the training clock. stop: a
+    signal during training ends it after the step in progress, with a checkpoint, by raising
+    JobInterrupted."""
     if train.features.n_rows == 0:
         raise ValueError("the training split has no rows")
+    state = start or LoopState()
     batches_per_epoch = math.ceil(train.features.n_rows / settings.batch_size)
     first_x, first_y = next(iterate_batches(train, settings.batch_size, epoch=0, seed=settings.seed))
     with Stopwatch() as warmup:
@@ -62,65 +99,69 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
     tracker.log_metrics({"time/compile_s": warmup.seconds}, step=0)
     log.info("%s warm-up (compile/trace) took %.2f s", label, warmup.seconds)
 
-    clock = TrainClock()
-    losses = _Window()
-    faults = _Window()  # minor page faults per training step: fresh memory touched in the step
-    iteration, samples, epochs_done = 0, 0, 0
-    last_eval_step = -1
+    clock = TrainClock(start_s=state.train_s)
+    losses = _Window(state.loss_sum, state.loss_count)
+    faults = _Window(state.faults_sum, state.faults_count)  # minor page faults per step: fresh memory touched
 
     def evaluate() -> float:
-        nonlocal last_eval_step
         with Stopwatch() as sw:
             scores = evaluator.evaluate_subset(model.predict_topk)
         metrics = {f"eval/{k}": v for k, v in scores.items()}
-        metrics.update({"eval/seconds": sw.seconds, "time/train_s": clock.seconds, "epoch": epochs_done})
+        metrics.update({"eval/seconds": sw.seconds, "epoch": state.epoch})
+        if state.iteration == 0 or state.iteration % settings.log_every:  # else the log point has it
+            metrics["time/train_s"] = clock.seconds
         metrics.update(model.diagnostics())
         eval_diagnostics = getattr(model, "eval_diagnostics", None)  # optional (SLIDE: retrieval quality)
         if eval_diagnostics is not None:
             with Stopwatch() as sw:
                 metrics.update(eval_diagnostics(evaluator.subset_features, evaluator.subset_labels))
             metrics["eval/diagnostics_s"] = sw.seconds
-        tracker.log_metrics(metrics, step=iteration)
-        last_eval_step = iteration
+        tracker.log_metrics(metrics, step=state.iteration)
+        state.last_eval_step = state.iteration
         return scores["p_at_1"]
 
+    def save_checkpoint() -> None:
+        state.train_s = clock.seconds
+        state.loss_sum, state.loss_count = losses.total, losses.count
+        state.faults_sum, state.faults_count = faults.total, faults.count
+        checkpoints.save(model, state.to_dict(), state.iteration)
+
     progress = JobProgress(total=settings.epochs * batches_per_epoch, label=label, enabled=show_progress)
-    progress.update(0, p_at_1=evaluate(), clock_s=0.0, samples=0)
-    out_of_time = False
-    for epoch in range(settings.epochs):
-        for x, y in iterate_batches(train, settings.batch_size, epoch=epoch, seed=settings.seed):
-            faults_before = minor_page_faults()
-            with clock:
-                loss = model.train_step(x, y)
-            faults.add(minor_page_faults() - faults_before)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss} at iteration {iteration + 1}")
-            iteration += 1
-            samples += x.n_rows
-            losses.add(loss)
-            p_at_1 = None
-            if iteration % settings.log_every == 0:
-                tracker.log_metrics({"train/loss": losses.pop_mean(), "time/train_s": clock.seconds,
-                                     "perf/samples_per_s": samples / max(clock.seconds, 1e-12),
-                                     "perf/page_faults_per_step": faults.pop_mean()}, step=iteration)
-            if iteration % settings.eval_every == 0:
-                p_at_1 = evaluate()
-            progress.update(1, p_at_1=p_at_1, clock_s=clock.seconds, samples=samples)
-            if settings.max_train_seconds is not None and clock.seconds >= settings.max_train_seconds:
-                out_of_time = True
+    progress.update(state.iteration, p_at_1=None, clock_s=clock.seconds, samples=state.samples)
+    if state.last_eval_step < 0:
+        progress.update(0, p_at_1=evaluate(), clock_s=0.0, samples=0)
+    stopping = (lambda: stop.requested is not None) if stop is not None else (lambda: False)
+
+    def checkpoint_if_due() -> None:
+        if checkpoints is not None and checkpoints.due():
+            save_checkpoint()
+
+    if checkpoints is not None:
+        checkpoints.start_timer()
+
+    with stop.deferred() if stop is not None else contextlib.nullcontext():
+        while not state.training_done:
+            if state.epoch >= settings.epochs:
+                state.training_done = True
                 break
-        if out_of_time:
-            break
-        epochs_done = epoch + 1
+            _train_epoch(model, train, settings, state, clock, losses, faults, tracker, evaluate, progress,
+                         stopping, checkpoint_if_due)
+            if stopping():
+                break
+        if checkpoints is not None:
+            save_checkpoint()
+        if stop is not None:
+            stop.check()  # after the checkpoint: JobInterrupted
     progress.close()
-    if last_eval_step != iteration:
+    if state.last_eval_step != state.iteration:
         evaluate()
 
+    clock_s = clock.seconds
     final = {
-        "final/train_s": clock.seconds,
-        "final/iterations": float(iteration),
-        "final/epochs": iteration / batches_per_epoch,
-        "final/samples_per_s": samples / max(clock.seconds, 1e-12),
+        "final/train_s": clock_s,
+        "final/iterations": float(state.iteration),
+        "final/epochs": state.iteration / batches_per_epoch,
+        "final/samples_per_s": state.samples / max(clock_s, 1e-12),
     }
     if settings.final_eval:
         with Stopwatch() as sw:
@@ -131,6 +172,46 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
     # few seconds: this is the job's own high-water mark (VmHWM), a peak no sampler catches and
     # that no other process (a parallel job, the sweep process) inflates.
     final["mem/peak_rss_mb"] = peak_rss_mb()
-    tracker.log_metrics(final, step=iteration)
+    if checkpoints is not None:
+        final["checkpoint/save_s_total"] = checkpoints.total_save_s
+        final["checkpoint/size_mb"] = checkpoints.last_size_mb
+    tracker.log_metrics(final, step=state.iteration)
     log.info("%s finished: %s", label, ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
     return final
+
+
+def _train_epoch(model: Model, train: XMCSplit, settings: LoopSettings, state: LoopState, clock: TrainClock,
+                 losses: _Window, faults: _Window, tracker, evaluate, progress: JobProgress, stopping,
+                 between_steps) -> None:
+    """Steps from state's position to the end of its epoch (then state moves to the next
+    one); returns early when the training clock runs out (state.training_done) or a stop was
+    requested (stopping()). between_steps() runs after every step that does not end it."""
+    batches = iterate_batches(train, settings.batch_size, epoch=state.epoch, seed=settings.seed,
+                              first_batch=state.batch)
+    for x, y in batches:
+        faults_before = minor_page_faults()
+        with clock:
+            loss = model.train_step(x, y)
+        faults.add(minor_page_faults() - faults_before)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} at iteration {state.iteration + 1}")
+        state.iteration += 1
+        state.batch += 1
+        state.samples += x.n_rows
+        losses.add(loss)
+        p_at_1 = None
+        if state.iteration % settings.log_every == 0:
+            tracker.log_metrics({"train/loss": losses.pop_mean(), "time/train_s": clock.seconds,
+                                 "perf/samples_per_s": state.samples / max(clock.seconds, 1e-12),
+                                 "perf/page_faults_per_step": faults.pop_mean()}, step=state.iteration)
+        if state.iteration % settings.eval_every == 0:
+            p_at_1 = evaluate()
+        progress.update(1, p_at_1=p_at_1, clock_s=clock.seconds, samples=state.samples)
+        if settings.max_train_seconds is not None and clock.seconds >= settings.max_train_seconds:
+            state.training_done = True
+            return
+        if stopping():
+            return
+        between_steps()
+    state.epoch += 1
+    state.batch = 0

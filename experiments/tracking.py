@@ -119,6 +119,10 @@ class Tracker:
         self._buffer: list[Metric] = []
         self._last_flush = time.monotonic()
         self.ended = False
+        self.resumed = False
+        # a resumed run: the (key, step) points a killed process had already written past its
+        # last checkpoint; logging them again would give a step twice (see log_metrics)
+        self._logged: dict[str, set[int]] = {}
 
     @classmethod
     def start(cls, uri: str, experiment: str, run_name: str, tags: Mapping[str, str],
@@ -129,8 +133,22 @@ class Tracker:
         return cls(client, run.info.run_id, **kwargs)
 
     @classmethod
-    def attach(cls, uri: str, run_id: str, **kwargs) -> "Tracker":
-        return cls(MlflowClient(tracking_uri=uri), run_id, **kwargs)
+    def attach(cls, uri: str, run_id: str, resumed: bool = False, **kwargs) -> "Tracker":
+        """A run created elsewhere: by the parent of an isolated job, or, resumed=True, by an
+        earlier process of this job that was stopped (the run is set RUNNING again)."""
+        tracker = cls(MlflowClient(tracking_uri=uri), run_id, **kwargs)
+        if resumed:
+            tracker._reopen()
+        return tracker
+
+    def _reopen(self) -> None:
+        self.resumed = True
+        if self.status() != "RUNNING":
+            _with_retries(self.client.update_run, self.run_id, status="RUNNING")
+        run = _with_retries(self.client.get_run, self.run_id)
+        for key in run.data.metrics:
+            history = _with_retries(self.client.get_metric_history, self.run_id, key)
+            self._logged[key] = {m.step for m in history}
 
     # -- writing -------------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -155,7 +173,8 @@ class Tracker:
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Buffered; written by flush()."""
         now_ms = int(time.time() * 1000)
-        self._buffer.extend(Metric(k, float(v), now_ms, int(step)) for k, v in metrics.items())
+        self._buffer.extend(Metric(k, float(v), now_ms, int(step)) for k, v in metrics.items()
+                            if int(step) not in self._logged.get(k, ()))
         if len(self._buffer) >= self.max_buffer or time.monotonic() - self._last_flush > self.flush_every_s:
             self.flush()
 
@@ -202,7 +221,7 @@ class Tracker:
         # its start/stop/no-GPU INFO lines would be printed for every job of a sweep
         logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
         monitor = SystemMetricsMonitor(self.run_id, sampling_interval=self.system_metrics_every_s,
-                                       tracking_uri=self.client.tracking_uri)
+                                       resume_logging=self.resumed, tracking_uri=self.client.tracking_uri)
         monitor.start()
         try:
             yield

@@ -32,12 +32,13 @@ def epoch_order(n_rows: int, epoch: int, seed: int) -> np.ndarray:
 
 
 def iterate_batches(split: XMCSplit, batch_size: int, epoch: int,
-                    seed: int) -> Iterator[tuple[CSR, CSR]]:
-    """(features, labels) batches in epoch_order; the last, smaller batch is kept."""
+                    seed: int, first_batch: int = 0) -> Iterator[tuple[CSR, CSR]]:
+    """(features, labels) batches in epoch_order, from batch `first_batch` of the epoch on (a
+    resumed job); the last, smaller batch is kept."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = epoch_order(split.features.n_rows, epoch, seed)
-    for start in range(0, len(order), batch_size):
+    for start in range(int(first_batch) * batch_size, len(order), batch_size):
         rows = order[start:start + batch_size]
         yield split.features.take_rows(rows), split.labels.take_rows(rows)
 

@@ -67,6 +67,14 @@ class Model(Protocol):
     def describe(self) -> dict[str, str]:
         """Tags for the run: device, optimiser mode, library versions ..."""
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything a resumed job needs to continue bit for bit, as named arrays: weights,
+        optimiser moments and step, random states (experiments.checkpoints writes them out
+        before the next step, so views of live arrays will do)."""
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what state_dict gave; KeyError / ValueError when it is another model's."""
+
     def close(self) -> None:
         """Release threads, sessions, files."""
 

@@ -34,6 +34,13 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
+def _copy_into(target: np.ndarray, value: np.ndarray, name: str) -> None:
+    """Restore an array in place (ValueError, not numpy's broadcasting, on another shape)."""
+    if value.shape != target.shape:
+        raise ValueError(f"{name}: shape {value.shape}, the model's is {target.shape}")
+    target[...] = value
+
+
 class Adam:
     """Adam over a list of arrays: every weight every step ("dense"), or ("lazy", as SLIDE's)
     only the weight slices the step touched: for a matrix W (n_in, n_out) the input rows
@@ -63,6 +70,18 @@ class Adam:
             return None if len(cols) == g.shape[1] else (slice(None), cols)
         rows = np.flatnonzero(np.any(g != 0, axis=1))
         return None if len(rows) == g.shape[0] else rows
+
+    def state_dict(self, prefix: str) -> dict[str, np.ndarray]:
+        out = {f"{prefix}m{i}": m for i, m in enumerate(self.m)}
+        out.update({f"{prefix}v{i}": v for i, v in enumerate(self.v)})
+        out[f"{prefix}t"] = np.asarray(self.t, dtype=np.int64)
+        return out
+
+    def load_state_dict(self, arrays, prefix: str) -> None:
+        for i in range(len(self.params)):
+            _copy_into(self.m[i], arrays[f"{prefix}m{i}"], f"{prefix}m{i}")
+            _copy_into(self.v[i], arrays[f"{prefix}v{i}"], f"{prefix}v{i}")
+        self.t = int(arrays[f"{prefix}t"])
 
     def step(self, grads: list[np.ndarray]) -> None:
         self.t += 1
@@ -131,6 +150,19 @@ class NumpyDenseModel:
         loss, grads = self.loss_and_grads(x, y)
         self.adam.step(grads)
         return loss
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        out = {f"w{i}": w for i, w in enumerate(self.weights)}
+        out.update({f"b{i}": b for i, b in enumerate(self.biases)})
+        out.update(self.adam.state_dict("adam/"))
+        return out
+
+    def load_state_dict(self, arrays) -> None:
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            _copy_into(w, arrays[f"w{i}"], f"w{i}")
+            _copy_into(b, arrays[f"b{i}"], f"b{i}")
+        self.adam.load_state_dict(arrays, "adam/")
+        self._topk_weights = None
 
     def predict_topk(self, x: CSR, k: int) -> np.ndarray:
         """Hidden layers in numpy, labels ranked by slide_core's dense_topk (the ranking code

@@ -19,6 +19,7 @@ from experiments.data.csr import CSR
 from experiments.models.base import ModelContext
 from experiments.models.init import initial_weights
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
+from slide_core.checkpoint import network_state, restore_network
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,15 @@ class SlideModel:
 
     def predict_topk(self, x: CSR, k: int) -> np.ndarray:
         return self.net.predict_topk(x, k)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return network_state(self.net)
+
+    def load_state_dict(self, arrays) -> None:
+        net = restore_network(SlideNetwork, arrays, threads=self.threads)
+        if net.config.to_dict() != self.config.to_dict():
+            raise ValueError("the checkpoint's SLIDE network config differs from this job's")
+        self.net = net
 
     def diagnostics(self) -> dict[str, float]:
         return {f"slide/{k}": float(v) for k, v in self.net.stats().items()}

@@ -91,6 +91,13 @@ class _TFModel:
         W, b = self._eval_weights
         return dense_topk(self.net.predict_hidden(x), W, b, int(k), threads=self.ctx.threads)
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.net.state_dict()
+
+    def load_state_dict(self, arrays) -> None:
+        self.net.load_state_dict(arrays)
+        self._eval_weights = None
+
     def diagnostics(self) -> dict[str, float]:
         # a growing count means the step was retraced / recompiled inside the training clock
         return {"tf/traces": float(self.net.tracing_count()),
