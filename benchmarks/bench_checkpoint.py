@@ -8,8 +8,14 @@ pools are fixed at start); --both runs slide and tf_cpu one after the other.
 
     python benchmarks/bench_checkpoint.py --model slide
     python benchmarks/bench_checkpoint.py --both --repeats 3
+    python benchmarks/bench_checkpoint.py --both --sigterm-after 30   # a real job, stopped
 Prints one `RESULT {...}` JSON line per model: size, median save and load seconds, and the
 share of wall time that checkpointing every train.checkpoint_every_s seconds costs.
+
+--sigterm-after S runs `run.py model=<model> dataset=synthetic_amazon` (the Amazon-670K shape;
+generated and cached on first use), sends SIGTERM S seconds after training started, and reports
+how long the job took to stop (the step or evaluation in progress, the checkpoint, ending the
+run) and its exit code, with its own MLflow store in a temporary folder.
 """
 from __future__ import annotations
 
@@ -88,6 +94,37 @@ def run_one(a) -> dict:
     return result
 
 
+def stop_a_job(a) -> dict:
+    """Time SIGTERM -> exit of a real job at the Amazon shape (module docstring)."""
+    import signal
+
+    work = Path(tempfile.mkdtemp(prefix="bench_sigterm_", dir=a.dir))
+    log_path = work / "job.log"
+    command = [sys.executable, str(ROOT / "run.py"), f"model={a.model}", "dataset=synthetic_amazon",
+               f"train.threads={a.threads}", "train.eval_samples=200", "train.eval_every=100000", "+progress=false",
+               f"hydra.run.dir={work}/run", f"tracking.uri=sqlite:///{work}/mlflow.db",
+               f"tracking.artifact_root={work}/artifacts"]
+    try:
+        with open(log_path, "w") as log:
+            job = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=work)
+            while "warm-up (compile/trace) took" not in log_path.read_text():
+                if job.poll() is not None:
+                    raise RuntimeError(f"the job ended early:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.2)
+            time.sleep(a.sigterm_after)
+            sent = time.perf_counter()
+            job.send_signal(signal.SIGTERM)
+            code = job.wait(timeout=600)
+            stop_s = time.perf_counter() - sent
+        saved = [line for line in log_path.read_text().splitlines() if "experiments.checkpoints" in line]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {"model": a.model, "dataset": "synthetic_amazon", "threads": a.threads, "sigterm_after_s": a.sigterm_after,
+              "stop_s": round(stop_s, 2), "exit_code": code, "checkpoint_log": saved[-1] if saved else None}
+    print("RESULT " + json.dumps(result), flush=True)
+    return result
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=["slide", "tf_cpu", "tf_sampled", "numpy_dense"], default="slide")
@@ -100,9 +137,11 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=3, help="training steps before the first checkpoint")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dir", default=None, help="where to write (default: the system's temp folder)")
+    p.add_argument("--sigterm-after", type=float, default=None,
+                   help="instead: stop a real job this many seconds into training (module docstring)")
     a, rest = p.parse_known_args(argv)
     if not a.both:
-        run_one(a)
+        stop_a_job(a) if a.sigterm_after is not None else run_one(a)
         return
     forwarded = [arg for arg in (argv if argv is not None else sys.argv[1:]) if arg != "--both"]
     for model in ("slide", "tf_cpu"):

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from experiments.job import STATUS_FILE, source_tags
+from experiments.resume import Heartbeat, end_dead_runs
 from experiments.sweep_run import end_at_exit, end_sweep_run, start_sweep_run, ui_link
 from experiments.sysinfo import machine_tags
 from experiments.tracking import Tracker, ensure_store
@@ -51,16 +53,23 @@ class SweepRunCallback(Callback):
 
     def __init__(self) -> None:
         self.tracker: Tracker | None = None
+        self.heartbeat: Heartbeat | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         tags = {**source_tags(config.paths.root), **machine_tags()}
+        experiment_id = ensure_store(config.tracking.uri, config.tracking.experiment, config.tracking.artifact_root)
+        # runs (this sweep's jobs among them) left RUNNING by a killed earlier sweep
+        end_dead_runs(MlflowClient(tracking_uri=config.tracking.uri), experiment_id, config.tracking.stale_after_s)
         self.tracker = start_sweep_run(config, tags)
         end_at_exit(self.tracker)  # ends it KILLED if the sweep never reaches on_multirun_end
+        self.heartbeat = Heartbeat(self.tracker.client, self.tracker.run_id, config.tracking.heartbeat_every_s).start()
         log.info("sweep run %s (MLflow experiment %s)", self.tracker.run_id, config.tracking.experiment)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.tracker is None:
             return
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         statuses = [s["status"] for s in _collect_statuses(Path(config.hydra.sweep.dir))]
         end_sweep_run(self.tracker, statuses)
         experiment_id = self.tracker.client.get_run(self.tracker.run_id).info.experiment_id
