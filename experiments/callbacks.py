@@ -55,6 +55,11 @@ class SweepRunCallback(Callback):
         self.tracker: Tracker | None = None
         self.heartbeat: Heartbeat | None = None
 
+    def __getstate__(self) -> dict:
+        """Launchers that run jobs in other processes (joblib) pickle Hydra's callbacks with
+        them: the heartbeat's thread stays here, in the sweep's process."""
+        return {**self.__dict__, "heartbeat": None}
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         tags = {**source_tags(config.paths.root), **machine_tags()}
         experiment_id = ensure_store(config.tracking.uri, config.tracking.experiment, config.tracking.artifact_root)

@@ -28,7 +28,7 @@ from tests.conftest import ROOT, job_runs, run_cli, sweep_runs
 
 # a job of a few seconds that checkpoints often; every model runs on one thread (bit-exact)
 JOB = ["dataset=synthetic_tiny", "train.threads=1", "train.eval_every=20", "train.log_every=5",
-       "train.checkpoint_every_s=0.5", "tracking.system_metrics_every_s=null"]
+       "train.checkpoint_every_s=0.25", "tracking.system_metrics_every_s=null"]
 EPOCHS = {"slide": 120, "numpy_dense": 400, "tf_cpu": 80}
 COMPARED = ("train/loss", "eval/p_at_1", "eval/p_at_5")
 
@@ -95,7 +95,7 @@ def test_sigkill_then_same_command_continues_the_same_run(tmp_path, model):
     where.mkdir()
     process = _start(where, args)
     _wait_for_checkpoints(where / "run" / "checkpoints" / "*", 2, process)
-    time.sleep(0.7)  # steps past the last checkpoint are logged, then lost with the process
+    time.sleep(0.5)  # steps past the last checkpoint are logged, then lost with the process
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
     client = _client(where)
@@ -132,7 +132,7 @@ def test_sigkill_then_same_command_continues_the_same_run(tmp_path, model):
 def test_sigterm_checkpoints_ends_killed_and_resumes(tmp_path, model):
     """SIGTERM to the job's process only (numpy_dense: the parent of an isolated job, which
     passes it on to the child that trains)."""
-    args = [f"model={model}", f"train.epochs={EPOCHS[model] * 3}", *JOB, "train.checkpoint_every_s=null"]
+    args = [f"model={model}", f"train.epochs={EPOCHS[model]}", *JOB, "train.checkpoint_every_s=null"]
     process = _start(tmp_path, args)
     _wait_for_log(tmp_path, "warm-up (compile/trace) took", process)
     time.sleep(1.0)  # training
