@@ -53,7 +53,7 @@ from experiments.resume import (CONFIG_HASH_TAG, Heartbeat, config_hash, end_dea
 from experiments.stopping import STOP_SIGNALS, JobInterrupted, StopSignals
 from experiments.sweep_run import parent_run_id
 from experiments.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode
-from experiments.tracking import Tracker, ensure_store, flatten
+from experiments.tracking import Tracker, ensure_store, flatten, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -396,20 +396,7 @@ def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
     if done is not None:
         return _reuse_finished(client, done, tags, label, output_dir)
     stopped = resumable_run(previous) if cfg.train.resume == "auto" else None
-    tracker_options = dict(flush_every_s=cfg.tracking.flush_every_s,
-                           system_metrics_every_s=cfg.tracking.system_metrics_every_s)
-    if stopped is not None:
-        tracker = Tracker.attach(cfg.tracking.uri, stopped.info.run_id, resumed=True, **tracker_options)
-        folder = stopped.data.tags.get(CHECKPOINT_DIR_TAG) or str(checkpoint_folder(job["sweep_id"], tracker.run_id))
-        log.info("%s: continuing run %s (stopped before its end) from %s", label, tracker.run_id, folder)
-        tracker.set_tags(_join_sweep_tags(tags))
-    else:
-        tracker = Tracker.start(cfg.tracking.uri, cfg.tracking.experiment, run_name=label, tags=tags,
-                                artifact_root=cfg.tracking.get("artifact_root"), **tracker_options)
-        folder = str(checkpoint_folder(job["sweep_id"], tracker.run_id))
-        tracker.set_tags({CHECKPOINT_DIR_TAG: folder})
-    plan = CheckpointPlan(folder, digest, resume=stopped is not None)
-    Heartbeat(tracker.client, tracker.run_id, None).beat()  # this process, until training starts
+    tracker, plan = _open_run(cfg, job, label, tags, stopped)
     status = "failed"
     try:
         if not tracker.resumed:
@@ -431,6 +418,25 @@ def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
     return status
 
 
+def _open_run(cfg: DictConfig, job: dict[str, Any], label: str, tags: dict[str, str],
+              stopped) -> tuple[Tracker, CheckpointPlan]:
+    """The run the job logs to: `stopped` (a KILLED run of its config) continued, or a new one;
+    and where its checkpoints are."""
+    options = dict(flush_every_s=cfg.tracking.flush_every_s, system_metrics_every_s=cfg.tracking.system_metrics_every_s)
+    if stopped is not None:
+        tracker = Tracker.attach(cfg.tracking.uri, stopped.info.run_id, resumed=True, **options)
+        folder = stopped.data.tags.get(CHECKPOINT_DIR_TAG) or str(checkpoint_folder(job["sweep_id"], tracker.run_id))
+        log.info("%s: continuing run %s (stopped before its end) from %s", label, tracker.run_id, folder)
+        tracker.set_tags(_join_sweep_tags(tags))
+    else:
+        tracker = Tracker.start(cfg.tracking.uri, cfg.tracking.experiment, run_name=label, tags=tags,
+                                artifact_root=cfg.tracking.get("artifact_root"), **options)
+        folder = str(checkpoint_folder(job["sweep_id"], tracker.run_id))
+        tracker.set_tags({CHECKPOINT_DIR_TAG: folder})
+    Heartbeat(tracker.client, tracker.run_id, None).beat()  # this process, until training starts
+    return tracker, CheckpointPlan(folder, tags[CONFIG_HASH_TAG], resume=stopped is not None)
+
+
 def _join_sweep_tags(tags: dict[str, str]) -> dict[str, str]:
     """The tags that make an earlier run part of this sweep (its parent, sweep and job number),
     so that this sweep's reports include it."""
@@ -444,7 +450,7 @@ def _reuse_finished(client: MlflowClient, run, tags: dict[str, str], label: str,
              label, run_id)
     joined = _join_sweep_tags(tags)
     if joined:
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in joined.items()])
+        with_retries(client.log_batch, run_id, tags=[RunTag(k, v) for k, v in joined.items()])
     _write_status(output_dir, "finished", run_id, label, reused=True)
     return "finished"
 

@@ -31,7 +31,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-from experiments.tracking import _with_retries
+from experiments.tracking import with_retries
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         try:
-            _with_retries(self.client.set_tag, self.run_id, HEARTBEAT_TAG, heartbeat_value())
+            with_retries(self.client.set_tag, self.run_id, HEARTBEAT_TAG, heartbeat_value())
         except Exception as error:  # a missed beat must not end the job
             log.warning("heartbeat of run %s not written: %s", self.run_id, error)
 
@@ -112,7 +112,7 @@ class Heartbeat:
 
 def end_dead_runs(client: MlflowClient, experiment_id: str, stale_after_s: float) -> list[str]:
     """End KILLED every RUNNING run of the experiment whose process is gone; returns their ids."""
-    running = _with_retries(client.search_runs, [experiment_id], filter_string="attributes.status = 'RUNNING'",
+    running = with_retries(client.search_runs, [experiment_id], filter_string="attributes.status = 'RUNNING'",
                             max_results=1000)
     ended = []
     for run in running:
@@ -131,8 +131,8 @@ def end_dead_runs(client: MlflowClient, experiment_id: str, stale_after_s: float
                 "same command resumes it from its last checkpoint.")
         log.warning("run %s (%s) was left RUNNING by a process that is gone: marking it KILLED",
                     run.info.run_id, run.info.run_name)
-        _with_retries(client.log_batch, run.info.run_id, tags=_tags({"status": "killed", MLFLOW_RUN_NOTE: note}))
-        _with_retries(client.set_terminated, run.info.run_id, status="KILLED")
+        with_retries(client.log_batch, run.info.run_id, tags=_tags({"status": "killed", MLFLOW_RUN_NOTE: note}))
+        with_retries(client.set_terminated, run.info.run_id, status="KILLED")
         ended.append(run.info.run_id)
     return ended
 
@@ -146,7 +146,7 @@ def _tags(values: Mapping[str, str]):
 # -- previous runs of a config ---------------------------------------------------------------
 def runs_of_config(client: MlflowClient, experiment_id: str, digest: str) -> list[Run]:
     """The runs of this config in the experiment, newest first."""
-    return _with_retries(client.search_runs, [experiment_id], filter_string=f"tags.{CONFIG_HASH_TAG} = '{digest}'",
+    return with_retries(client.search_runs, [experiment_id], filter_string=f"tags.{CONFIG_HASH_TAG} = '{digest}'",
                          order_by=["attributes.start_time DESC"], max_results=200)
 
 

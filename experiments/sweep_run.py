@@ -35,7 +35,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.tracking import Tracker, _with_retries
+from experiments.tracking import Tracker, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def end_if_still_running(tracker: Tracker) -> None:
     if tracker.ended:
         return
     try:
-        if _with_retries(MlflowClient(tracking_uri=tracker.client.tracking_uri).get_run,
+        if with_retries(MlflowClient(tracking_uri=tracker.client.tracking_uri).get_run,
                          tracker.run_id).info.status == "RUNNING":
             tracker.end("KILLED", {"status": "killed"})
     except Exception as error:  # at interpreter exit: report, never raise

@@ -42,7 +42,7 @@ _MAX_PARAMS_PER_BATCH = 100
 _MAX_PARAM_CHARS = 6000
 
 
-def _with_retries(call, *args, attempts: int = 12, **kwargs):
+def with_retries(call, *args, attempts: int = 12, **kwargs):
     """Run a store call, retrying while a concurrent writer holds the sqlite lock (parallel
     sweeps: several jobs share one database file). Other errors propagate at once."""
     delay = 0.05
@@ -88,7 +88,7 @@ def ensure_store(uri: str, experiment: str, artifact_root: str | None = None) ->
             if found is None:
                 raise
     if EXPERIMENT_KIND_TAG not in found.tags:  # made before the harness set it: the GenAI view
-        _with_retries(client.set_experiment_tag, found.experiment_id, EXPERIMENT_KIND_TAG,
+        with_retries(client.set_experiment_tag, found.experiment_id, EXPERIMENT_KIND_TAG,
                       MODEL_TRAINING_KIND)
     return found.experiment_id
 
@@ -129,7 +129,7 @@ class Tracker:
               artifact_root: str | None = None, **kwargs) -> "Tracker":
         experiment_id = ensure_store(uri, experiment, artifact_root)
         client = MlflowClient(tracking_uri=uri)
-        run = _with_retries(client.create_run, experiment_id, run_name=run_name, tags=dict(tags))
+        run = with_retries(client.create_run, experiment_id, run_name=run_name, tags=dict(tags))
         return cls(client, run.info.run_id, **kwargs)
 
     @classmethod
@@ -144,31 +144,31 @@ class Tracker:
     def _reopen(self) -> None:
         self.resumed = True
         if self.status() != "RUNNING":
-            _with_retries(self.client.update_run, self.run_id, status="RUNNING")
-        run = _with_retries(self.client.get_run, self.run_id)
+            with_retries(self.client.update_run, self.run_id, status="RUNNING")
+        run = with_retries(self.client.get_run, self.run_id)
         for key in run.data.metrics:
-            history = _with_retries(self.client.get_metric_history, self.run_id, key)
+            history = with_retries(self.client.get_metric_history, self.run_id, key)
             self._logged[key] = {m.step for m in history}
 
     # -- writing -------------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
         items = [Param(k, str(v)[:_MAX_PARAM_CHARS]) for k, v in params.items()]
         for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
-            _with_retries(self.client.log_batch, self.run_id, params=items[i:i + _MAX_PARAMS_PER_BATCH])
+            with_retries(self.client.log_batch, self.run_id, params=items[i:i + _MAX_PARAMS_PER_BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         items = [RunTag(k, str(v)) for k, v in tags.items()]
-        _with_retries(self.client.log_batch, self.run_id, tags=items)
+        with_retries(self.client.log_batch, self.run_id, tags=items)
 
     def rename(self, name: str) -> None:
-        _with_retries(self.client.update_run, self.run_id, name=name)
+        with_retries(self.client.update_run, self.run_id, name=name)
 
     def log_dataset(self, dataset: Dataset) -> None:
         """The run's data as MLflow dataset inputs (see dataset_inputs); nothing for a Dataset
         that does not say where it came from."""
         inputs = dataset_inputs(dataset)
         if inputs:
-            _with_retries(self.client.log_inputs, self.run_id, datasets=inputs)
+            with_retries(self.client.log_inputs, self.run_id, datasets=inputs)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Buffered; written by flush()."""
@@ -181,11 +181,11 @@ class Tracker:
     def flush(self) -> None:
         pending, self._buffer = self._buffer, []
         for i in range(0, len(pending), _MAX_METRICS_PER_BATCH):
-            _with_retries(self.client.log_batch, self.run_id, metrics=pending[i:i + _MAX_METRICS_PER_BATCH])
+            with_retries(self.client.log_batch, self.run_id, metrics=pending[i:i + _MAX_METRICS_PER_BATCH])
         self._last_flush = time.monotonic()
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        _with_retries(self.client.log_text, self.run_id, text, artifact_file)
+        with_retries(self.client.log_text, self.run_id, text, artifact_file)
 
     def end(self, status: str, tags: Mapping[str, Any] | None = None) -> None:
         """Flush, tag, and terminate the run as FINISHED / FAILED / KILLED. Safe to call twice:
@@ -197,7 +197,7 @@ class Tracker:
             if tags:
                 self.set_tags(tags)
         finally:
-            _with_retries(self.client.set_terminated, self.run_id, status=status)
+            with_retries(self.client.set_terminated, self.run_id, status=status)
             self.ended = True
 
     @contextlib.contextmanager

@@ -132,7 +132,9 @@ def test_sigkill_then_same_command_continues_the_same_run(tmp_path, model):
 def test_sigterm_checkpoints_ends_killed_and_resumes(tmp_path, model):
     """SIGTERM to the job's process only (numpy_dense: the parent of an isolated job, which
     passes it on to the child that trains)."""
-    args = [f"model={model}", f"train.epochs={EPOCHS[model]}", *JOB, "train.checkpoint_every_s=null"]
+    # MLflow's system metrics on: the resumed run's samples must go on from the killed one's steps
+    args = [f"model={model}", f"train.epochs={EPOCHS[model]}", *JOB, "train.checkpoint_every_s=null",
+            "tracking.system_metrics_every_s=1"]
     process = _start(tmp_path, args)
     _wait_for_log(tmp_path, "warm-up (compile/trace) took", process)
     time.sleep(1.0)  # training
@@ -153,6 +155,7 @@ def test_sigterm_checkpoints_ends_killed_and_resumes(tmp_path, model):
     (resumed,) = job_runs(client)
     assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
     assert resumed.data.metrics["final/iterations"] > meta["loop"]["iteration"]
+    assert "system/cpu_utilization_percentage" in resumed.data.metrics
     _assert_each_step_once(client, resumed)
 
 
