@@ -10,8 +10,6 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from experiments.checkpoints import Checkpointer
 from experiments.clock import Stopwatch, TrainClock
 from experiments.data.batching import iterate_batches

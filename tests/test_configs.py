@@ -2,9 +2,6 @@
 its model options checked against the typed __init__ they are passed to."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra

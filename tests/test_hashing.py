@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from slide_core.hashing import (FAMILIES, PACKINGS, hash_dense, hash_dense_into, hash_rows, hash_sparse,
+from slide_core.hashing import (FAMILIES, hash_dense, hash_dense_into, hash_rows, hash_sparse,
                                 hash_sparse_into,
                                 make_hash_functions, scratch_sizes)
 from slide_core.hashing.packing import finalize_key, packing_layout

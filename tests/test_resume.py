@@ -39,13 +39,28 @@ def _command(tmp_path: Path, args: list[str]) -> list[str]:
             f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts"]
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_job_outlives_its_test():
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:  # the test failed before it stopped the job
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def _start(tmp_path: Path, args: list[str]) -> subprocess.Popen:
     """run.py in its own process group (killpg reaches an isolated job's child too, as the
     OOM killer of a container, a reboot or scancel would)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    log = open(tmp_path / f"run-{time.monotonic_ns()}.log", "w")
-    return subprocess.Popen(_command(tmp_path, args), cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(tmp_path / f"run-{time.monotonic_ns()}.log", "w") as log:
+        process = subprocess.Popen(_command(tmp_path, args), cwd=tmp_path, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    _STARTED.append(process)
+    return process
 
 
 def _wait_for_checkpoints(folder_glob: Path, count: int, process: subprocess.Popen, timeout: float = 240) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from slide_core.checks import check_int
 from slide_core.hashing.densify import MAX_ATTEMPTS_LIMIT, MAX_BINS
 from slide_core.hashing.dwta import make_bins
-from slide_core.hashing.packing import PACK_EXACT, PACK_REFERENCE_LN, PACKINGS, packing_layout
+from slide_core.hashing.packing import PACKINGS, packing_layout
 from slide_core.hashing.simhash import make_simhash
 from slide_core.hashing.wta import make_wta
 
