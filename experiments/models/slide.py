@@ -121,6 +121,7 @@ class SlideModel:
         return network_state(self.net)
 
     def load_state_dict(self, arrays) -> None:
+        self.net = None  # freed before the restored one is built: one network in memory, not two
         net = restore_network(SlideNetwork, arrays, threads=self.threads)
         if net.config.to_dict() != self.config.to_dict():
             raise ValueError("the checkpoint's SLIDE network config differs from this job's")
