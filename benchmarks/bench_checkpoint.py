@@ -139,7 +139,7 @@ def main(argv=None) -> None:
     p.add_argument("--dir", default=None, help="where to write (default: the system's temp folder)")
     p.add_argument("--sigterm-after", type=float, default=None,
                    help="instead: stop a real job this many seconds into training (module docstring)")
-    a, rest = p.parse_known_args(argv)
+    a = p.parse_args(argv)
     if not a.both:
         stop_a_job(a) if a.sigterm_after is not None else run_one(a)
         return

@@ -145,7 +145,6 @@ class Checkpointer:
         self.tracker = tracker
         self._clock = clock
         self._last = clock()
-        self.last_save_s = 0.0
         self.last_size_mb = 0.0
         self.total_save_s = 0.0  # wall seconds spent writing, all outside the training clock
 
@@ -164,9 +163,9 @@ class Checkpointer:
                                 {"config_hash": self.config_hash, "run_id": self.run_id, "loop": dict(loop_state)},
                                 model.state_dict())
         prune(self.folder, self.keep)
-        self.last_save_s = time.perf_counter() - t0
-        self.total_save_s += self.last_save_s
+        seconds = time.perf_counter() - t0
+        self.total_save_s += seconds
         self.last_size_mb = path.stat().st_size / 2**20
         self._last = self._clock()
-        log.info("checkpoint %s (%.0f MB) in %.2f s", path, self.last_size_mb, self.last_save_s)
+        log.info("checkpoint %s (%.0f MB) in %.2f s", path, self.last_size_mb, seconds)
         return path

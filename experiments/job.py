@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 from hydra.utils import get_class, instantiate
-from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import (MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE,
                                       MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE)
@@ -53,7 +52,7 @@ from experiments.resume import (CONFIG_HASH_TAG, Heartbeat, config_hash, end_dea
 from experiments.stopping import STOP_SIGNALS, JobInterrupted, StopSignals
 from experiments.sweep_run import parent_run_id
 from experiments.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode
-from experiments.tracking import Tracker, ensure_store, flatten, with_retries
+from experiments.tracking import Tracker, ensure_store, flatten
 
 log = logging.getLogger(__name__)
 
@@ -450,7 +449,7 @@ def _reuse_finished(client: MlflowClient, run, tags: dict[str, str], label: str,
              label, run_id)
     joined = _join_sweep_tags(tags)
     if joined:
-        with_retries(client.log_batch, run_id, tags=[RunTag(k, v) for k, v in joined.items()])
+        Tracker(client, run_id).set_tags(joined)
     _write_status(output_dir, "finished", run_id, label, reused=True)
     return "finished"
 

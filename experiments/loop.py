@@ -46,9 +46,9 @@ class LoopState:
     samples: int = 0
     train_s: float = 0.0  # the training clock
     last_eval_step: int = -1
-    loss_sum: float = 0.0  # the train/loss window since the last log point
+    loss_sum: float = 0.0  # train/loss and page faults per step since the last log point
     loss_count: int = 0
-    faults_sum: float = 0.0  # the page-fault window
+    faults_sum: float = 0.0
     faults_count: int = 0
     training_done: bool = False  # the last step is behind: only the final evaluation is left
 
@@ -59,21 +59,17 @@ class LoopState:
     def from_dict(cls, values: dict) -> "LoopState":
         return cls(**values)
 
+    def add_step(self, loss: float, faults: float) -> None:
+        self.loss_sum += loss
+        self.loss_count += 1
+        self.faults_sum += faults
+        self.faults_count += 1
 
-class _Window:
-    """Mean of a per-step quantity (loss, page faults) since the last log line."""
-
-    def __init__(self, total: float = 0.0, count: int = 0):
-        self.total, self.count = float(total), int(count)
-
-    def add(self, value: float) -> None:
-        self.total += value
-        self.count += 1
-
-    def pop_mean(self) -> float:
-        mean = self.total / max(self.count, 1)
-        self.total, self.count = 0.0, 0
-        return mean
+    def pop_means(self) -> tuple[float, float]:
+        """Mean loss and page faults per step since the last call (the log point's values)."""
+        means = self.loss_sum / max(self.loss_count, 1), self.faults_sum / max(self.faults_count, 1)
+        self.loss_sum, self.loss_count, self.faults_sum, self.faults_count = 0.0, 0, 0.0, 0
+        return means
 
 
 def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, tracker,
@@ -98,8 +94,6 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
     log.info("%s warm-up (compile/trace) took %.2f s", label, warmup.seconds)
 
     clock = TrainClock(start_s=state.train_s)
-    losses = _Window(state.loss_sum, state.loss_count)
-    faults = _Window(state.faults_sum, state.faults_count)  # minor page faults per step: fresh memory touched
 
     def evaluate() -> float:
         with Stopwatch() as sw:
@@ -120,9 +114,29 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
 
     def save_checkpoint() -> None:
         state.train_s = clock.seconds
-        state.loss_sum, state.loss_count = losses.total, losses.count
-        state.faults_sum, state.faults_count = faults.total, faults.count
         checkpoints.save(model, state.to_dict(), state.iteration)
+
+    def train_step(x, y) -> None:
+        """One step, timed; its loss and page faults (fresh memory touched) logged every
+        log_every steps, P@1 every eval_every."""
+        faults_before = minor_page_faults()
+        with clock:
+            loss = model.train_step(x, y)
+        state.add_step(loss, minor_page_faults() - faults_before)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} at iteration {state.iteration + 1}")
+        state.iteration += 1
+        state.batch += 1
+        state.samples += x.n_rows
+        p_at_1 = None
+        if state.iteration % settings.log_every == 0:
+            loss_mean, faults_mean = state.pop_means()
+            tracker.log_metrics({"train/loss": loss_mean, "time/train_s": clock.seconds,
+                                 "perf/samples_per_s": state.samples / max(clock.seconds, 1e-12),
+                                 "perf/page_faults_per_step": faults_mean}, step=state.iteration)
+        if state.iteration % settings.eval_every == 0:
+            p_at_1 = evaluate()
+        progress.update(1, p_at_1=p_at_1, clock_s=clock.seconds, samples=state.samples)
 
     progress = JobProgress(total=settings.epochs * batches_per_epoch, label=label, enabled=show_progress)
     progress.update(state.iteration, p_at_1=None, clock_s=clock.seconds, samples=state.samples)
@@ -130,22 +144,28 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
         progress.update(0, p_at_1=evaluate(), clock_s=0.0, samples=0)
     stopping = (lambda: stop.requested is not None) if stop is not None else (lambda: False)
 
-    def checkpoint_if_due() -> None:
-        if checkpoints is not None and checkpoints.due():
-            save_checkpoint()
-
     if checkpoints is not None:
         checkpoints.start_timer()
 
     with stop.deferred() if stop is not None else contextlib.nullcontext():
-        while not state.training_done:
+        while not state.training_done and not stopping():
             if state.epoch >= settings.epochs:
                 state.training_done = True
                 break
-            _train_epoch(model, train, settings, state, clock, losses, faults, tracker, evaluate, progress,
-                         stopping, checkpoint_if_due)
-            if stopping():
-                break
+            # the epoch from the state's position on (a resumed job starts mid-epoch)
+            for x, y in iterate_batches(train, settings.batch_size, epoch=state.epoch, seed=settings.seed,
+                                        first_batch=state.batch):
+                train_step(x, y)
+                if settings.max_train_seconds is not None and clock.seconds >= settings.max_train_seconds:
+                    state.training_done = True
+                    break
+                if stopping():
+                    break
+                if checkpoints is not None and checkpoints.due():
+                    save_checkpoint()
+            else:
+                state.epoch += 1
+                state.batch = 0
         if checkpoints is not None:
             save_checkpoint()
         if stop is not None:
@@ -177,39 +197,3 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
     log.info("%s finished: %s", label, ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
     return final
 
-
-def _train_epoch(model: Model, train: XMCSplit, settings: LoopSettings, state: LoopState, clock: TrainClock,
-                 losses: _Window, faults: _Window, tracker, evaluate, progress: JobProgress, stopping,
-                 between_steps) -> None:
-    """Steps from state's position to the end of its epoch (then state moves to the next
-    one); returns early when the training clock runs out (state.training_done) or a stop was
-    requested (stopping()). between_steps() runs after every step that does not end it."""
-    batches = iterate_batches(train, settings.batch_size, epoch=state.epoch, seed=settings.seed,
-                              first_batch=state.batch)
-    for x, y in batches:
-        faults_before = minor_page_faults()
-        with clock:
-            loss = model.train_step(x, y)
-        faults.add(minor_page_faults() - faults_before)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss} at iteration {state.iteration + 1}")
-        state.iteration += 1
-        state.batch += 1
-        state.samples += x.n_rows
-        losses.add(loss)
-        p_at_1 = None
-        if state.iteration % settings.log_every == 0:
-            tracker.log_metrics({"train/loss": losses.pop_mean(), "time/train_s": clock.seconds,
-                                 "perf/samples_per_s": state.samples / max(clock.seconds, 1e-12),
-                                 "perf/page_faults_per_step": faults.pop_mean()}, step=state.iteration)
-        if state.iteration % settings.eval_every == 0:
-            p_at_1 = evaluate()
-        progress.update(1, p_at_1=p_at_1, clock_s=clock.seconds, samples=state.samples)
-        if settings.max_train_seconds is not None and clock.seconds >= settings.max_train_seconds:
-            state.training_done = True
-            return
-        if stopping():
-            return
-        between_steps()
-    state.epoch += 1
-    state.batch = 0

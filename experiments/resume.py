@@ -30,7 +30,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-from experiments.tracking import with_retries
+from experiments.tracking import Tracker, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +130,9 @@ def end_dead_runs(client: MlflowClient, experiment_id: str, stale_after_s: float
                 "same command resumes it from its last checkpoint.")
         log.warning("run %s (%s) was left RUNNING by a process that is gone: marking it KILLED",
                     run.info.run_id, run.info.run_name)
-        with_retries(client.log_batch, run.info.run_id, tags=_tags({"status": "killed", MLFLOW_RUN_NOTE: note}))
-        with_retries(client.set_terminated, run.info.run_id, status="KILLED")
+        Tracker(client, run.info.run_id).end("KILLED", {"status": "killed", MLFLOW_RUN_NOTE: note})
         ended.append(run.info.run_id)
     return ended
-
-
-def _tags(values: Mapping[str, str]):
-    from mlflow.entities import RunTag
-
-    return [RunTag(k, str(v)) for k, v in values.items()]
 
 
 # -- previous runs of a config ---------------------------------------------------------------
