@@ -27,6 +27,7 @@ import numba
 import numpy as np
 from hydra import compose, initialize_config_dir
 
+from benchmarks.retrieval_anatomy import anatomy, format_anatomy, hidden_rows
 from experiments.data.batching import iterate_batches
 from experiments.data.datasets import load_dataset
 from experiments.evaluation import precision_at_k
@@ -87,14 +88,22 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=0, help="batches between evaluations (0: each epoch)")
     ap.add_argument("--dense", action="store_true", help="train numpy_dense instead (the reference P@1)")
     ap.add_argument("--net", default="{}", help="NetworkConfig fields as JSON")
+    ap.add_argument("--retrieval", action="store_true",
+                    help="at each evaluation also print the tables' retrieval quality on 256 test rows "
+                         "(recall and lift of the exact top-k, softmax mass, retrieved count)")
+    ap.add_argument("--anatomy", action="store_true",
+                    help="at each evaluation also print where the exact top-100 rank by angle "
+                         "(benchmarks/retrieval_anatomy.py)")
+    ap.add_argument("--save", default=None, help="save the trained SLIDE network here (.npz; SlideNetwork.load)")
     ap.add_argument("options", nargs="*", help="LayerConfig fields of the output layer, key=value")
     args = ap.parse_args()
 
     dcfg, cache = dataset_config(args.data)
     ds = load_dataset(dcfg, cache)
     lr = args.lr or float(dcfg.lr)
+    counts = np.bincount(ds.train.labels.indices, minlength=ds.n_labels)
     ctx = ModelContext(n_features=ds.n_features, n_labels=ds.n_labels, hidden=(128,), lr=lr, seed=args.seed,
-                       threads=args.threads)
+                       threads=args.threads, label_counts=counts)
     numba.set_num_threads(args.threads)
     if args.dense:
         net = DenseModel(ctx)
@@ -102,7 +111,8 @@ def main() -> None:
         out = LayerConfig(width=ds.n_labels, fan_in=128, **parse_options(args.options))
         config = NetworkConfig(n_features=ds.n_features, layers=(LayerConfig(128), out), lr=lr, seed=args.seed,
                                **json.loads(args.net))
-        net = SlideNetwork(config, initial_weights=initial_weights(ctx), seed=args.seed, threads=args.threads)
+        net = SlideNetwork(config, initial_weights=initial_weights(ctx), seed=args.seed, threads=args.threads,
+                           label_counts=counts)
         print(f"output layer: budget {out.budget}, retrieval limit {out.chosen_limit}, K={out.K} L={out.L} "
               f"({out.hash_family}, {out.strategy}), expected retrieved at init {out.expected_retrieved:.0f}")
     rng = np.random.default_rng(1)
@@ -120,7 +130,18 @@ def main() -> None:
         history.append(p[1])
         print(f"it={it} epoch={it / per_epoch:.2f} P@1={p[1]:.4f} P@5={p[5]:.4f} train_s={clock:.1f} "
               f"active={st.get('active_out_mean', 0):.0f} retrieved={st.get('retrieved_out_mean', 0):.0f} "
-              f"padding={st.get('padding_out_mean', 0):.0f} rehashes={st.get('rehashes', 0):.0f}", flush=True)
+              f"padding={st.get('padding_out_mean', 0):.0f} shared={st.get('shared_out_mean', 0):.0f} "
+              f"rehashes={st.get('rehashes', 0):.0f} "
+              + " ".join(f"{k}={v:.2f}" for k, v in st.items() if k.endswith("_s")), flush=True)
+        probe = min(256, x_eval.n_rows)
+        if args.retrieval and not args.dense:
+            q = net.retrieval_quality(x_eval.row_slice(0, probe), y_eval.row_slice(0, probe))
+            print("  retrieval " + " ".join(f"{k}={v:.4g}" for k, v in q.items()), flush=True)
+        if args.anatomy and not args.dense:
+            out = net.config.layers[-1]
+            H = hidden_rows(net, x_eval.row_slice(0, probe))
+            W, b = net.params[-1].W, net.params[-1].b
+            print("  anatomy " + format_anatomy(anatomy(H, W, b, out.K, out.L)), flush=True)
 
     for epoch in range(math.ceil(args.epochs)):
         for x, y in iterate_batches(ds.train, 128, epoch=epoch, seed=args.seed):
@@ -137,6 +158,8 @@ def main() -> None:
     if it % every:
         evaluate()
     print(f"FINAL P@1={history[-1]:.4f} best={max(history):.4f} train_s={clock:.1f}")
+    if args.save and not args.dense:
+        net.save(args.save)
 
 
 if __name__ == "__main__":

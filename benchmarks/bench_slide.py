@@ -34,6 +34,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from benchmarks.active_set import parse_options
 from experiments.data.csr import CSR
 from experiments.sysinfo import peak_rss_mb
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
@@ -110,7 +111,8 @@ def sgemm_gflops(threads: int, repeats: int = 5) -> float:
 
 
 # ------------------------------------------------------------------ training
-def config(n_labels: int, packing: str = "exact", reference: bool = False, budget: int | None = None) -> NetworkConfig:
+def config(n_labels: int, packing: str = "exact", reference: bool = False, budget: int | None = None,
+           layer: dict | None = None) -> NetworkConfig:
     if reference:  # conf/model/slide_reference.yaml
         out = LayerConfig(n_labels, sparsity=min(1.0, 1000 / n_labels), hash_family="dwta", K=6, L=50, range_pow=18,
                           bin_size=8, bucket_capacity=128, insertion="fifo", packing="reference_ln",
@@ -118,7 +120,8 @@ def config(n_labels: int, packing: str = "exact", reference: bool = False, budge
         return NetworkConfig(n_features=N_FEATURES, layers=(LayerConfig(HIDDEN), out), lr=1e-4, optimizer="dense",
                              schedule="fixed", rehash_every=50, rebuild_every=1000)
     sparsity = "auto" if budget is None else min(1.0, budget / n_labels)
-    out = LayerConfig(n_labels, sparsity=sparsity, fan_in=HIDDEN, packing=packing)  # else the engine's defaults
+    out = LayerConfig(n_labels, sparsity=sparsity, fan_in=HIDDEN, packing=packing,
+                      **(layer or {}))  # else the engine's defaults
     return NetworkConfig(n_features=N_FEATURES, layers=(LayerConfig(HIDDEN), out), lr=1e-4)
 
 
@@ -154,7 +157,7 @@ def train(net: SlideNetwork, batches) -> dict:
         n_rows.append(rows)
         per_batch["adam_bytes"].append(nbytes)
         parts.append([st.get(k, 0.0) for k in ("active_out_mean", "labels_out_mean", "retrieved_out_mean",
-                                                  "padding_out_mean")])
+                                                  "padding_out_mean", "shared_out_mean")])
     total = time.perf_counter() - t_all
     med = {k: statistics.median(v) for k, v in per_batch.items()}
     med["rows"] = np.median(np.array(n_rows), axis=0)
@@ -174,8 +177,9 @@ def report(label: str, net: SlideNetwork, m: dict, copy: float) -> float:
     print(f"    split per batch: {split}")
     print(f"    output layer: K={out.K} L={out.L} budget={out.budget} retrieval cap={out.chosen_limit} "
           f"({out.hash_family}, {out.packing}, {out.strategy}, {net.config.optimizer} Adam)")
-    act, lab, ret, pad = m["parts"]
-    print(f"    active set per sample: {act:.0f} = labels {lab:.1f} + retrieved {ret:.0f} + padding {pad:.0f}")
+    act, lab, ret, pad, shared = m["parts"]
+    print(f"    active set per sample: {act:.0f} = labels {lab:.1f} + retrieved {ret:.0f} + padding {pad:.0f}"
+          f" + shared tail {shared:.0f} (tail: {out.tail_law})")
     gbs = m["adam_bytes"] / max(m["adam_s"], 1e-9) / 1e9
     rows = " + ".join(f"{r:,.0f}" for r in m["rows"])
     print(f"    Adam: {rows} distinct rows per batch (layers), {m['adam_bytes'] / 1e6:,.0f} MB moved, "
@@ -184,10 +188,12 @@ def report(label: str, net: SlideNetwork, m: dict, copy: float) -> float:
 
 
 def run(n_labels: int, threads: int, batches, label: str, copy: float, packing: str = "exact",
-        reference: bool = False, budget: int | None = None) -> tuple[SlideNetwork, float]:
+        reference: bool = False, budget: int | None = None, layer: dict | None = None) -> tuple[SlideNetwork, float]:
     numba.set_num_threads(threads)
     t0 = time.perf_counter()
-    net = SlideNetwork(config(n_labels, packing, reference, budget), seed=0, threads=threads)
+    counts = np.bincount(np.concatenate([y.indices for _, y in batches]), minlength=n_labels)
+    net = SlideNetwork(config(n_labels, packing, reference, budget, layer), seed=0, threads=threads,
+                       label_counts=counts)
     print(f"[{label}] build {time.perf_counter() - t0:.1f} s")
     m = train(net, batches)
     return net, report(label, net, m, copy)
@@ -227,7 +233,12 @@ def main() -> None:
                     help="active neurons per sample (default: the engine's auto budget, 1,638 at 670k labels)")
     ap.add_argument("--no-small", action="store_true", help="skip the 67k-label run")
     ap.add_argument("--reference", action="store_true", help="also the C++ reference code's settings")
+    ap.add_argument("--layer", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="output LayerConfig fields besides the engine's defaults, e.g. tail_law=uniform "
+                         "(values parsed as JSON when they can be); label counts for a frequency law come "
+                         "from the benchmark's own batches")
     args = ap.parse_args()
+    layer = parse_options(args.layer)
     threads = [int(t) for t in args.threads.split(",")]
     top = max(threads)
     t0 = time.perf_counter()
@@ -241,7 +252,7 @@ def main() -> None:
     per = {}
     for packing in args.packings.split(","):
         for th in threads:
-            net, sps = run(N_LABELS, th, batches, packing, copy, packing, budget=args.budget)
+            net, sps = run(N_LABELS, th, batches, packing, copy, packing, budget=args.budget, layer=layer)
             per[packing, th] = sps
             if th == top:
                 retrieval(net, batches[0][0])
@@ -253,7 +264,8 @@ def main() -> None:
     if not args.no_small:
         small = N_LABELS // 10
         sb = [(x, CSR(y.indptr, (y.indices % small).astype(np.int32), y.data, small)) for x, y in batches]
-        _, sps_small = run(small, top, sb, "67k", copy, budget=None if args.budget is None else args.budget // 10)
+        _, sps_small = run(small, top, sb, "67k", copy, budget=None if args.budget is None else args.budget // 10,
+                           layer=layer)
         first = args.packings.split(",")[0]
         print(f"sub-linearity: per-sample time 670k / 67k = {sps_small / per[first, top]:.2f} (dense would be ~10)")
     print(f"peak RSS {peak_rss_mb():,.0f} MB")

@@ -77,6 +77,14 @@ def _drop_stale_cache() -> None:
 
 _drop_stale_cache()
 
+# OpenMP (Numba's "omp" threading layer, libgomp) keeps its worker threads spinning for a while
+# after each parallel kernel. The shared tail's BLAS products (shared_products.py) run on other
+# threads right after such kernels, and lost a third of their speed to the spinning workers:
+# 35 ms against 25 ms per batch with a shared tail of 5,000 of 50,000 labels on 2 cores, and
+# per-sample tails were no slower passive. libgomp reads this when it is loaded, at the first
+# parallel kernel: a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 jit = functools.partial(numba.njit, cache=True, nogil=True)
 jit_fast = functools.partial(numba.njit, cache=True, nogil=True, fastmath=True)
 jit_parallel = functools.partial(numba.njit, cache=True, nogil=True, parallel=True)

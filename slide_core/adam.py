@@ -86,12 +86,22 @@ class RowGroups(NamedTuple):
     rows: np.ndarray  # int32 (T, n): chunk c's touched rows rows[c, :n_rows[c]], ascending
     n_rows: np.ndarray  # int64 (T,)
     ptr: np.ndarray  # int64 (T, n + 1): row t's pairs are pairs[c, ptr[c, t]:ptr[c, t + 1]]
-    pairs: np.ndarray  # int64 (T, n): flat indices s * cap + i into the active sets
+    pairs: np.ndarray  # int64 (T, n): flat indices s * cap + i into the active sets; -(j + 1): shared-tail row j
 
 
-def _group_rows_impl(ids, cnt, has_grad, row_count, groups, p, batch_id, n_chunks):
+class SharedGrad(NamedTuple):
+    """The shared tail's rows (tail.py) and their gradient, assembled by two products before
+    the grouped Adam; m = 0: no shared tail."""
+    ids: np.ndarray  # int32 (m,): the shared neurons
+    gW: np.ndarray  # float32 (m, n_in): sum_s dz[s, j] h_s of each
+    gb: np.ndarray  # float32 (m,): sum_s dz[s, j]
+
+
+def _group_rows_impl(ids, cnt, has_grad, shared, row_count, groups, p, batch_id, n_chunks):
     """Group the batch's (sample, slot) pairs by output neuron (a counting sort per chunk)
     into RowGroups `groups`, and stamp the touched rows of LayerParams p with batch_id.
+    The shared tail's rows (SharedGrad `shared`, read: ids) join as one pseudo-pair each,
+    -(j + 1) for shared row j, listed before the row's sample pairs.
 
     Chunk c owns the rows [c * n_out // n_chunks, (c + 1) * n_out // n_chunks): it scans every
     pair, keeps those of its rows, and writes only its own rows' counters and stamps and its
@@ -105,6 +115,7 @@ def _group_rows_impl(ids, cnt, has_grad, row_count, groups, p, batch_id, n_chunk
     pairs = groups.pairs
     row_stamp = p.row_stamp
     bias_stamp = p.bias_stamp
+    shared_ids = shared.ids
     cap = ids.shape[1]
     n_out = row_count.shape[0]
     for c in prange(n_chunks):
@@ -114,6 +125,14 @@ def _group_rows_impl(ids, cnt, has_grad, row_count, groups, p, batch_id, n_chunk
         ptr = row_ptr[c]
         out = pairs[c]
         n_t = 0
+        for j in range(shared_ids.shape[0]):
+            a = shared_ids[j]
+            if a < lo or a >= hi:
+                continue
+            if row_count[a] == 0:
+                rows[n_t] = a
+                n_t += 1
+            row_count[a] += 1
         for s in range(ids.shape[0]):
             if has_grad[s] == 0:
                 continue
@@ -143,6 +162,12 @@ def _group_rows_impl(ids, cnt, has_grad, row_count, groups, p, batch_id, n_chunk
             row_count[a] = pos  # becomes the write cursor of row a
             pos += k
         ptr[n_t] = pos
+        for j in range(shared_ids.shape[0]):
+            a = shared_ids[j]
+            if a < lo or a >= hi:
+                continue
+            out[row_count[a]] = -(j + 1)
+            row_count[a] += 1
         for s in range(ids.shape[0]):
             if has_grad[s] == 0:
                 continue
@@ -163,12 +188,12 @@ def _group_rows_impl(ids, cnt, has_grad, row_count, groups, p, batch_id, n_chunk
 group_rows_serial, group_rows_parallel = twin(_group_rows_impl)
 
 
-def _grouped_impl(p, groups, dz, H, gbuf, lr_t, b1, b2, eps, n_chunks):
+def _grouped_impl(p, groups, dz, H, shared, gbuf, lr_t, b1, b2, eps, n_chunks):
     """Lazy Adam on LayerParams p's rows the batch touched (RowGroups from _group_rows_impl
     with the same n_chunks), assembling each row's gradient sum_s dz[s, a] h_s on the fly (h_s: the
     dense hidden activations, cache-resident), so no gradient array exists for the output
     layer: per touched row only W, m, v are read and written once, and nothing races (each
-    row belongs to one chunk)."""
+    row belongs to one chunk). A shared-tail pseudo-pair -(j + 1) adds SharedGrad row j."""
     W = p.W
     m = p.mW
     v = p.vW
@@ -179,6 +204,8 @@ def _grouped_impl(p, groups, dz, H, gbuf, lr_t, b1, b2, eps, n_chunks):
     n_touched = groups.n_rows
     row_ptr = groups.ptr
     pairs = groups.pairs
+    s_gW = shared.gW
+    s_gb = shared.gb
     n_cols = W.shape[1]
     cap = dz.shape[1]
     b1f, b2f, one_b1, one_b2, lr_f, eps_f = _float32_scalars(lr_t, b1, b2, eps)
@@ -194,6 +221,13 @@ def _grouped_impl(p, groups, dz, H, gbuf, lr_t, b1, b2, eps, n_chunks):
             gbias = np.float32(0.0)
             for e in range(ptr[t], ptr[t + 1]):
                 pair = own[e]
+                if pair < 0:
+                    j = -pair - 1
+                    gbias += s_gb[j]
+                    sg = s_gW[j]
+                    for k in range(n_cols):
+                        gr[k] += sg[k]
+                    continue
                 s = pair // cap
                 d = dz[s, pair - s * cap]
                 gbias += d

@@ -3,7 +3,8 @@
 `network_state` gives the arrays: the config (JSON), the step, the seed, rebuild counters,
 every layer's weights, Adam moments and row stamps, every layer's hash functions, tables and
 the keys the tables were built from (what the adaptive schedule measures drift against), and
-the diagnostics accumulated since the last stats() call. The RNG is counter-based (rng.py),
+the diagnostics accumulated since the last stats() call, and the training label counts a tail
+law follows (slide_core/tail.py). The RNG is counter-based (rng.py),
 so seed + step is its whole state. `restore_network` builds a network from them that continues
 training bit-identically in serial mode (tests/test_slide_engine.py,
 test_checkpoint_round_trip_continues_identically). save_network / load_network put the arrays
@@ -22,8 +23,8 @@ from slide_core.hashing import HashFunctions
 from slide_core.layer import LayerParams
 from slide_core.tables import HashTables
 
-FORMAT = 3  # 3: diagnostics accumulators and the last key drift saved; 2 still loads
-_READABLE = (2, 3)
+FORMAT = 4  # 4: the label counts (the tail's law) and the rows' centers; 3: diagnostics and the last key drift; 2, 3 still load
+_READABLE = (2, 3, 4)
 _LAYER_FIELDS = ("W", "b", "mW", "vW", "mb", "vb", "row_stamp", "bias_stamp")
 
 
@@ -51,6 +52,8 @@ def network_state(net) -> dict[str, np.ndarray]:
             "samples_since_stats": net._samples_since_stats, "timers": net._timers}
     arrays: dict[str, np.ndarray] = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
                                      "stat_acc": net._stat_acc}
+    if net.label_counts is not None:
+        arrays["label_counts"] = net.label_counts
     for i, p in enumerate(net.params):
         for name in _LAYER_FIELDS:
             arrays[f"layer{i}.{name}"] = getattr(p, name)
@@ -58,6 +61,8 @@ def network_state(net) -> dict[str, np.ndarray]:
             _put_tuple(arrays, f"hf{i}", net.hfs[i])
             _put_tuple(arrays, f"tables{i}", net.tables[i])
             arrays[f"keys{i}"] = net._keys_t[i]
+        if i in net._centers:
+            arrays[f"center{i}"] = net._centers[i]
     return arrays
 
 
@@ -74,7 +79,8 @@ def restore_network(cls, arrays: Mapping[str, np.ndarray], threads: int | None =
         W = arrays[f"layer{i}.W"]
         weights.append((W if cls.input_major(i) else W.T, arrays[f"layer{i}.b"]))
     # the constructor builds fresh tables from these weights; they are replaced below
-    net = cls(config, initial_weights=weights, seed=meta["seed"], threads=threads or 1)
+    counts = arrays["label_counts"] if "label_counts" in arrays else None
+    net = cls(config, initial_weights=weights, seed=meta["seed"], threads=threads or 1, label_counts=counts)
     for i in range(n_layers):
         fields = {name: np.ascontiguousarray(arrays[f"layer{i}.{name}"]) for name in _LAYER_FIELDS}
         p = net.params[i]
@@ -83,6 +89,8 @@ def restore_network(cls, arrays: Mapping[str, np.ndarray], threads: int | None =
             net.hfs[i] = _get_tuple(arrays, f"hf{i}", HashFunctions)
             net.tables[i] = _get_tuple(arrays, f"tables{i}", HashTables)
             net._keys_t[i] = np.ascontiguousarray(arrays[f"keys{i}"])
+        if f"center{i}" in arrays:
+            net._centers[i] = np.ascontiguousarray(arrays[f"center{i}"])
     net.step = int(meta["step"])
     net.rebuilds = list(meta["rebuilds"])
     net.rehash_total = int(meta["rehash_total"])

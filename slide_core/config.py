@@ -22,11 +22,16 @@ neurons besides the forced true labels (training, output layer), in two parts:
              topk       the neurons seen in the most buckets
              oracle     the largest exact inner products (control: no tables)
              random     nothing chosen: the whole budget is sampled (sampled-softmax control)
-  sampled  `padding`: uniformly random other neurons until the set holds B (+ labels); at
-           least `min_padding` of B are sampled when the chosen part is capped.
+  sampled  `padding`: other neurons drawn by `tail_law` (slide_core/tail.py; default
+           log_uniform by training frequency) until the set holds about B (+ labels); at
+           least `min_padding` of B are sampled when the chosen part is capped (a frequency
+           law: drawn for, on average; draws that hit the sample's own labels or retrieved
+           neurons are skipped, not redrawn, which keeps each log-Q correction exact). Or, with
+           `shared_tail` = m, about m neurons drawn once per batch for all its samples.
 
-With `log_q_correction` the sampled neurons' logits get + log(pool / sampled) (pool = the
-neurons not chosen), the sampled-softmax correction: the softmax over the active set then
+With `log_q_correction` the sampled neurons' logits get -log(pi_j), pi_j their inclusion
+probability (uniform law: + log(pool / sampled), pool = the neurons not chosen), the
+sampled-softmax correction: the softmax over the active set then
 estimates the full softmax's normaliser without bias, so the chosen neurons (the large
 logits) are exact and the tail is estimated. Without it (the reference code) the tail is
 ignored, and the larger the tail's share of the probability, the more the gradient is biased.
@@ -37,6 +42,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 from slide_core.sizing import auto_K, expected_retrieved
+from slide_core.tail import LAWS
 
 HASH_FAMILIES = ("dwta", "wta", "simhash", "doph")
 STRATEGIES = ("vanilla", "threshold", "topk", "random", "oracle")
@@ -86,10 +92,14 @@ class LayerConfig:
     retrieval_cap: float | None = 0.75  # the strategy fills at most this share of the budget; None: no cap
     retrieval_pool: float = 8.0  # K auto: random-weight tables retrieve this many times the cap
     fan_in: int | None = None  # the layer's input width, for sizing (SimHash's collision rate depends on it)
-    padding: bool = True  # fill the active set up to the budget with uniformly random neurons
+    padding: bool = True  # fill the active set up to about the budget with neurons drawn by tail_law
     min_padding: int = 64  # with padding and a retrieval cap, at least this many of the budget are sampled
     log_q_correction: bool = True  # sampled-softmax correction of the sampled neurons' logits
     threshold: int = 2  # hard-threshold strategy: seen in >= threshold of L tables
+    tail_law: str = "log_uniform"  # law of the sampled neurons (tail.py): log_uniform | uniform | unigram
+    shared_tail: int = 0  # neurons sampled once per batch and shared by its samples (0: none; tail.py)
+    center_rows: bool = False  # SimHash the rows minus their mean (same ranking by w.h, spread angles)
+    rerank_pool: float = 0.0  # topk: take this many times the limit by hit count, keep the best by exact logit (0: off)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.width, int) and self.width >= 1, f"width must be an int >= 1, got {self.width!r}")
@@ -113,6 +123,16 @@ class LayerConfig:
         _check(1 <= self.threshold <= self.L, f"threshold must be in [1, L={self.L}], got {self.threshold}")
         _check(self.retrieval_pool > 0, f"retrieval_pool must be > 0, got {self.retrieval_pool}")
         _check(self.min_padding >= 0, f"min_padding must be >= 0, got {self.min_padding}")
+        _check(not self.center_rows or self.hash_family == "simhash",
+               f"center_rows is implemented for SimHash only, not {self.hash_family!r}")
+        _check(self.rerank_pool == 0 or (self.rerank_pool >= 1 and self.strategy == "topk"),
+               f"rerank_pool must be 0 (off) or >= 1 with strategy topk, got {self.rerank_pool!r}")
+        _check(self.tail_law in LAWS, f"tail_law must be one of {LAWS}, got {self.tail_law!r}")
+        _check(isinstance(self.shared_tail, int) and self.shared_tail >= 0,
+               f"shared_tail must be an int >= 0, got {self.shared_tail!r}")
+        _check(not (self.shared_tail and self.padding),
+               "a layer samples its tail per sample (padding) or shared by the batch (shared_tail > 0), "
+               "not both: set padding=false with shared_tail")
         if self.K == "auto":
             object.__setattr__(self, "K", self._auto_K())
         _check(self.K >= 1, f"K must be >= 1, got {self.K}")
@@ -164,14 +184,20 @@ class LayerConfig:
 
     @property
     def sampled_target(self) -> int:
-        """Size (besides labels) that uniform sampling fills the active set up to."""
-        return self.budget if (self.padding or self.strategy == "random") else 0
+        """Size (besides labels) that per-sample sampling fills the active set up to (the
+        random control samples its whole budget per sample unless the tail is shared)."""
+        return self.budget if (self.padding or (self.strategy == "random" and not self.shared_tail)) else 0
+
+    @property
+    def pool_limit(self) -> int:
+        """Neurons the strategy picks before the exact re-rank keeps chosen_limit of them."""
+        return min(self.width, math.ceil(self.rerank_pool * self.chosen_limit)) if self.rerank_pool else self.chosen_limit
 
     def active_capacity(self, max_labels: int = 0) -> int:
         """Upper bound of the active-set size per sample (sizes the workspaces)."""
         if self.dense:
             return self.width
-        return min(self.width, max(self.chosen_limit, self.sampled_target) + max_labels)
+        return min(self.width, max(self.pool_limit, self.sampled_target) + max_labels)
 
 
 @dataclass(frozen=True)

@@ -16,23 +16,26 @@ import time
 import numpy as np
 
 from slide_core import inference
-from slide_core.adam import DENSE, LAZY, UNTOUCHED, adam_lr, adam_update
+from slide_core.adam import DENSE, LAZY, UNTOUCHED, SharedGrad, adam_lr, adam_update
 from slide_core.config import LayerConfig, NetworkConfig
 from slide_core.hashing import HashFunctions, hash_rows, hash_rows_table_major, make_hash_functions
 from slide_core.layer import LayerParams, keras_weights, make_layer, neuron_rows, random_weights
 from slide_core.sampling import STRATEGY_CODES
 from slide_core.schedule import maintenance_due
+from slide_core.shared_products import SharedProducts
 from slide_core.step import (
-    PARALLEL, SERIAL, ST_ACTIVE, ST_CANDIDATES, ST_LABELS, ST_MULTS, ST_RETRIEVED, ST_SAMPLES, BatchResult, Labels,
-    SelectSpec,
+    PARALLEL, SERIAL, ST_ACTIVE, ST_CANDIDATES, ST_LABELS, ST_MULTS, ST_RETRIEVED, ST_SAMPLES, ST_SHARED, BatchResult,
+    Labels, OutputSpec, SelectSpec, SharedTail,
 )
 from slide_core.tables import HashTables, build_tables, build_tables_table_major
+from slide_core.tail import SharedSample, TailLaw, draws_for, make_law, sample_shared
 from slide_core.workspace import Workspace, make_workspace
 
 log = logging.getLogger(__name__)
 
-TIMERS = ("hash_s", "tables_s", "forward_backward_s", "adam_s", "rehash_s")
+TIMERS = ("hash_s", "tables_s", "forward_backward_s", "tail_s", "adam_s", "rehash_s")
 _PREDICT_STREAM = 1 << 62  # RNG stream of inference padding, apart from training batch ids
+_NO_SHARED = SharedSample(np.zeros(0, np.int32), np.zeros(0, np.float32), 0)
 
 
 def derive_seed(*parts: int) -> int:
@@ -58,7 +61,9 @@ def _as_csr(obj, name: str, n_cols: int):
 
 class SlideNetwork:
     def __init__(self, config: NetworkConfig, initial_weights: list | None = None, seed: int | None = None,
-                 threads: int = 1):
+                 threads: int = 1, label_counts: np.ndarray | None = None):
+        """label_counts: training count of every output neuron (label), for a tail law that
+        follows the data (LayerConfig.tail_law; slide_core.tail)."""
         if not isinstance(config, NetworkConfig):
             raise TypeError(f"config must be a NetworkConfig, got {type(config).__name__}")
         if len(config.layers) < 2:
@@ -76,6 +81,21 @@ class SlideNetwork:
         # the output layer's gradient is assembled in the grouped Adam (no gW array, no race)
         # when its input is dense and its output sparse: the Amazon/Delicious configuration
         self.grouped = (not config.layers[-1].dense) and config.layers[-2].dense
+        for i, cfg in enumerate(config.layers):
+            if cfg.shared_tail and (i != len(config.layers) - 1 or not self.grouped):
+                raise ValueError(f"layers[{i}]: a shared tail needs the output layer with a dense input")
+        self.label_counts = None if label_counts is None else np.asarray(label_counts, dtype=np.int64).copy()
+        self._products = SharedProducts(self.threads)  # the shared tail's BLAS products
+        # the tail's law per layer (the output layer's labels; hidden layers sample uniformly),
+        # and the draws of the output layer's per-sample tail and of its shared tail
+        last = len(config.layers) - 1
+        self.laws: list[TailLaw] = [
+            make_law(cfg.tail_law if i == last else "uniform", cfg.width, self.label_counts,
+                     pad_target=cfg.sampled_target - cfg.chosen_limit if cfg.padding else 0)
+            for i, cfg in enumerate(config.layers)]
+        out = config.layers[last]
+        self.shared_draws = draws_for(self.laws[last], min(out.shared_tail, out.width))
+        self._shared = _NO_SHARED  # the current batch's shared tail
         self.params: list[LayerParams] = []
         for i, (W, b) in enumerate(initial_weights):
             if tuple(np.shape(W)) != (sizes[i], sizes[i + 1]):
@@ -90,6 +110,7 @@ class SlideNetwork:
         self.hfs: list[HashFunctions | None] = [None] * len(config.layers)
         self.tables: list[HashTables | None] = [None] * len(config.layers)
         self._keys_t: dict[int, np.ndarray] = {}  # per layer: table-major key buffer of _rehash
+        self._centers: dict[int, np.ndarray] = {}  # per layer (center_rows): the mean row at the last rehash
         self._dummy_tables = build_tables(np.zeros((1, 1), dtype=np.int32), 1, 1, "fifo", 0)
         self._ws: Workspace | None = None
         self._ws_predict: dict = {}
@@ -130,7 +151,9 @@ class SlideNetwork:
             if ws is not None:
                 self._fold_stats(ws)
             self._ws = ws = make_workspace(self.config.layers, rows_alloc, max(room, ws.label_room if ws else 0),
-                                           self.n_chunks, self.hfs, grouped=self.grouped)
+                                           self.n_chunks, self.hfs, grouped=self.grouped,
+                                           pad_draws=self.laws[-1].pad_draws if self.laws[-1].law else 0,
+                                           shared_draws=self.shared_draws)
         return ws
 
     def _fold_stats(self, ws: Workspace) -> None:
@@ -156,7 +179,10 @@ class SlideNetwork:
         buf = self._keys_t.get(i)
         if buf is None or buf.shape != (cfg.L, W.shape[0]):
             buf = self._keys_t[i] = np.empty((cfg.L, W.shape[0]), dtype=np.int32)
-        keys_t = hash_rows_table_major(self.hfs[i], W, out=buf)
+        center = None
+        if cfg.center_rows:  # the rows' mean, kept: the drift check hashes about the same one
+            center = self._centers[i] = W.mean(axis=0, dtype=np.float64).astype(np.float32)
+        keys_t = hash_rows_table_major(self.hfs[i], W, out=buf, center=center)
         self.tables[i] = build_tables_table_major(keys_t, cfg.range_pow, cfg.bucket_capacity, cfg.insertion,
                                                   derive_seed(self.seed, i, self.step, 7), reuse=self.tables[i])
 
@@ -168,7 +194,7 @@ class SlideNetwork:
         rng = np.random.default_rng([self.seed, i, self.step, 0xD41F7])
         probe = np.sort(rng.choice(n, min(c.drift_probe, n), replace=False))
         W = neuron_rows(self.params[i], self.input_major(i))
-        now = hash_rows(self.hfs[i], np.ascontiguousarray(W[probe]))
+        now = hash_rows(self.hfs[i], np.ascontiguousarray(W[probe]), center=self._centers.get(i))
         return float(np.mean(now != self._keys_t[i][:, probe].T))
 
     def _maintain(self) -> None:
@@ -209,10 +235,11 @@ class SlideNetwork:
         t0 = time.perf_counter()
         cap = lw.ids.shape[1]
         tables = self.tables[i] if cfg.uses_tables else self._dummy_tables
-        spec = SelectSpec(STRATEGY_CODES[cfg.strategy], cap, cfg.chosen_limit, cfg.sampled_target if sample else 0,
+        spec = SelectSpec(STRATEGY_CODES[cfg.strategy], cap, cfg.chosen_limit, cfg.pool_limit,
+                          cfg.sampled_target if sample else 0,
                           cfg.threshold, force, self.seed, stream, i)
         kern.select(tables, lw.keys[:rows], spec, Labels(y_ptr, y_ids), p, self.input_major(i), inp,
-                    lw.select_scratch(), lw.active(rows, False), ws.n_chunks, lw.stats)
+                    lw.select_scratch(), self.laws[i], lw.active(rows, False), ws.n_chunks, lw.stats)
         if timers:
             self._timers["tables_s"] += time.perf_counter() - t0
 
@@ -252,14 +279,17 @@ class SlideNetwork:
         lw = ws.layers[last]
         p = self.params[last]
         kern = self.kernels
-        kern.group_rows(lw.ids[:rows], lw.cnt[:rows], ws.has_grad[:rows], ws.grp_count, ws.grp_groups, p, batch_id,
-                        ws.n_chunks)
-        kern.grouped(p, ws.grp_groups, lw.vals[:rows], ws.layers[last - 1].vals[:rows], ws.grp_gbuf,
+        m = len(self._shared.ids)
+        shared = SharedGrad(self._shared.ids, ws.tail.gW[:m], ws.tail.gb[:m])
+        kern.group_rows(lw.ids[:rows], lw.cnt[:rows], ws.has_grad[:rows], shared, ws.grp_count, ws.grp_groups, p,
+                        batch_id, ws.n_chunks)
+        kern.grouped(p, ws.grp_groups, lw.vals[:rows], ws.layers[last - 1].vals[:rows], shared, ws.grp_gbuf,
                      adam_lr(c.lr, c.beta1, c.beta2, batch_id), c.beta1, c.beta2, c.eps, ws.n_chunks)
+        self._shared = _NO_SHARED
 
     def _deferred_output_grad(self):
         """(gW (n_out, n_in), gb) of the output layer after _forward_backward in grouped mode
-        (what grouped Adam assembles; for tests)."""
+        (what grouped Adam assembles, the shared tail's rows included; for tests)."""
         ws = self._ws
         last = len(self.config.layers) - 1
         lw, prev = ws.layers[last], ws.layers[last - 1]
@@ -274,6 +304,9 @@ class SlideNetwork:
             dz = lw.vals[s, :lw.cnt[s]].astype(np.float64)
             np.add.at(gW, ids, dz[:, None] * prev.vals[s].astype(np.float64)[None, :])
             np.add.at(gb, ids, dz)
+        m = len(self._shared.ids)
+        gW[self._shared.ids] += ws.tail.gW[:m]
+        gb[self._shared.ids] += ws.tail.gb[:m]
         return gW, gb
 
     def _forward_backward(self, x, y) -> float:
@@ -311,9 +344,14 @@ class SlideNetwork:
                 kern.forward(p, self.input_major(i), True, inp, lw.active(rows, cfg.dense), ws.n_chunks, lw.stats)
             else:
                 prev = ws.layers[i - 1]
+                tail = self._shared_tail_logits(ws, rows, batch_id)  # timed apart, as tail_s
+                t0 = time.perf_counter()
                 kern.output(p, inp, prev.delta[:rows].reshape(-1), lw.active(rows, cfg.dense), Labels(y_ptr, y_ids),
-                            cfg.log_q_correction, self.grouped, 1.0 / rows, batch_id,
+                            OutputSpec(cfg.log_q_correction, self.grouped, 1.0 / rows, batch_id), tail,
                             BatchResult(ws.losses[:rows], ws.has_grad[:rows]), ws.n_chunks, lw.stats)
+                t_fb += time.perf_counter() - t0
+                self._shared_tail_gradients(ws, rows)
+                t0 = time.perf_counter()
             t_fb += time.perf_counter() - t0
             inp = lw.as_input(rows, cfg.dense)
         t0 = time.perf_counter()
@@ -328,6 +366,42 @@ class SlideNetwork:
         self._timers["forward_backward_s"] += t_fb + time.perf_counter() - t0
         self._last_rows = rows
         return float(ws.losses[:rows].astype(np.float64).sum() / rows)
+
+    def _shared_tail_logits(self, ws: Workspace, rows: int, batch_id: int) -> SharedTail:
+        """Draw the batch's shared tail (tail.sample_shared) and its products with the batch's
+        hidden activations, H @ W_S^T (shared_products.py): what the output kernel takes."""
+        last = len(self.config.layers) - 1
+        tw = ws.tail
+        m = tw.z.shape[1]
+        if m == 0:
+            return SharedTail(tw.z[:rows], tw.shift, tw.pos)
+        t0 = time.perf_counter()
+        p = self.params[last]
+        self._shared = sample = sample_shared(self.laws[last], p.b.shape[0], self.shared_draws, self.seed, batch_id,
+                                              tw.seen, tw.ids, tw.log_q)
+        m = len(sample.ids)
+        np.subtract(p.b[sample.ids], sample.log_q, out=tw.shift[:m])
+        tw.pos[sample.ids] = np.arange(m, dtype=np.int32)
+        z = tw.z[:rows, :m]
+        self._products.logits(p.W, sample.ids, ws.layers[last - 1].vals[:rows], tw.w[:m], z)
+        self._timers["tail_s"] += time.perf_counter() - t0
+        return SharedTail(z, tw.shift[:m], tw.pos)
+
+    def _shared_tail_gradients(self, ws: Workspace, rows: int) -> None:
+        """After the output kernel left dL/dz in the shared tail's columns: add the tail's part
+        of the hidden delta (dZ @ W_S) and the shared rows' gradient (dZ^T @ H, column sums)
+        for the grouped Adam (timed as tail_s)."""
+        m = len(self._shared.ids)
+        if m == 0:
+            return
+        t0 = time.perf_counter()
+        last = len(self.config.layers) - 1
+        tw = ws.tail
+        prev = ws.layers[last - 1]
+        self._products.gradients(tw.z[:rows, :m], tw.w[:m], prev.vals[:rows], tw.gW[:m], tw.gb[:m],
+                                 tw.dh[:, :rows], prev.delta[:rows])
+        tw.pos[self._shared.ids] = -1
+        self._timers["tail_s"] += time.perf_counter() - t0
 
     # ---------------------------------------------------------------- inference
     def predict_topk(self, x, k: int, mode: str | None = None) -> np.ndarray:
@@ -382,16 +456,18 @@ class SlideNetwork:
             if not cfg.dense:
                 n = max(acc[i, ST_SAMPLES], 1.0)
                 # the active set's parts: forced labels, retrieved (chosen by the strategy: the
-                # tables, or the oracle control), padding (uniform samples; all of the random
-                # control's set)
-                out[f"active_mean/layer{i}"] = acc[i, ST_ACTIVE] / n
+                # tables, or the oracle control), padding (per-sample samples; all of the random
+                # control's set unless the tail is shared), shared (the batch's shared tail
+                # less the sample's accidental hits)
+                out[f"active_mean/layer{i}"] = (acc[i, ST_ACTIVE] + acc[i, ST_SHARED]) / n
                 out[f"labels_mean/layer{i}"] = acc[i, ST_LABELS] / n
                 out[f"retrieved_mean/layer{i}"] = (acc[i, ST_CANDIDATES] - acc[i, ST_LABELS]) / n
                 out[f"padding_mean/layer{i}"] = (acc[i, ST_ACTIVE] - acc[i, ST_CANDIDATES]) / n
+                out[f"shared_mean/layer{i}"] = acc[i, ST_SHARED] / n
             total_mults += acc[i, ST_MULTS]
         lcfg = self.config.layers[last]
         out["active_out_mean"] = out.get(f"active_mean/layer{last}", float(lcfg.width))
-        for part in ("labels", "retrieved", "padding"):
+        for part in ("labels", "retrieved", "padding", "shared"):
             if f"{part}_mean/layer{last}" in out:
                 out[f"{part}_out_mean"] = out[f"{part}_mean/layer{last}"]
         if lcfg.uses_tables and acc[last, ST_LABELS] > 0:

@@ -213,6 +213,59 @@ def _kth_largest(buf, n, k):
     return buf[target]
 
 
+@jit_fast
+def _pool_logits(W, b, i_ids, i_vals, lo, cnt, i_dense, pool, m, scores):
+    """scores[i] = exact logit of neuron pool[i], i < m (neuron-major W). fastmath: dot products."""
+    xi = i_ids[lo:lo + cnt]
+    xv = i_vals[lo:lo + cnt]
+    for i in range(m):
+        a = pool[i]
+        w = W[a]
+        acc = np.float32(0.0)
+        if i_dense:
+            for k in range(cnt):
+                acc += w[k] * xv[k]
+        else:
+            for k in range(cnt):
+                acc += w[xi[k]] * xv[k]
+        scores[i] = acc + b[a]
+
+
+@jit
+def rerank_select(W, b, i_ids, i_vals, lo, cnt, i_dense, scores, work, pool, stamp, base, out, first, n, limit):
+    """Of the pool out[first:n] (chosen by hit count), keep in out[first:limit] the neurons with
+    the largest exact logits (ties in pool order); the others are unstamped (stamp base - 1:
+    unseen), so the tail may still draw them. scores / work / pool: scratch of >= n - first.
+    Returns the new n (= limit)."""
+    m = n - first
+    room = limit - first
+    if m <= room:
+        return n
+    for i in range(m):
+        pool[i] = out[first + i]
+    _pool_logits(W, b, i_ids, i_vals, lo, cnt, i_dense, pool, m, scores)
+    for i in range(m):
+        work[i] = scores[i]
+    kth = _kth_largest(work, m, room)
+    k = first
+    for i in range(m):  # strictly greater first, then ties at the k-th value in pool order
+        if scores[i] > kth:
+            out[k] = pool[i]
+            pool[i] = -1
+            k += 1
+    for i in range(m):
+        if k >= limit:
+            break
+        if scores[i] == kth:
+            out[k] = pool[i]
+            pool[i] = -1
+            k += 1
+    for i in range(m):
+        if pool[i] >= 0:
+            stamp[pool[i]] = base - 1
+    return k
+
+
 @jit
 def oracle_select(scores, work, stamp, base, out, n, cap):
     """Append the cap - n unselected neurons with the largest scores (ties by index)."""

@@ -42,9 +42,10 @@ from slide_core.adam import (
 )
 from slide_core.hashing import hash_dense_into, hash_sparse_into
 from slide_core.rng import stream_seed
+from slide_core.tail import UNIFORM, pad_by_law
 from slide_core.sampling import (
     ORACLE, STAMP_STRIDE, THRESHOLD, TOPK, VANILLA,
-    count_select, force_labels, oracle_select, pad_random, score_all, union_select,
+    count_select, force_labels, oracle_select, pad_random, rerank_select, score_all, union_select,
 )
 from slide_core.twin import twin
 
@@ -63,6 +64,7 @@ class ActiveSets(NamedTuple):
     vals: np.ndarray  # float32 (B, cap): activations (hidden) / logits -> gradient (output)
     n_forced: np.ndarray  # int64 (B,): the first n_forced[s] are the true labels (output layer)
     n_exact: np.ndarray  # int64 (B,): those before n_exact[s] were chosen, the rest sampled
+    shift: np.ndarray  # float32 (B, cap): the sampled-softmax correction -log(pi) of each sampled slot
     dense: bool  # every neuron active: position i is neuron i
 
 
@@ -74,6 +76,22 @@ class Labels(NamedTuple):
 class BatchResult(NamedTuple):
     losses: np.ndarray  # float32 (B,)
     has_grad: np.ndarray  # uint8 (B,): 0 for a sample without labels (no gradient, no row touched)
+
+
+class SharedTail(NamedTuple):
+    """The batch's shared tail (tail.py) as the output kernel takes it: m neurons whose logits
+    for every sample were computed as one product before the kernel. m = 0: no shared tail."""
+    z: np.ndarray  # float32 (B, m): h_s . w_j in, the gradient dL/dz_sj out (0 for a masked hit)
+    shift: np.ndarray  # float32 (m,): b_j - log(pi_j), added to every sample's z[s, j]
+    pos: np.ndarray  # int32 (width,): neuron -> its column in z, -1 if not in the shared tail
+
+
+class OutputSpec(NamedTuple):
+    """Scalars of one output-layer call."""
+    log_q: bool  # correct sampled slots by their shift (the sampled-softmax correction)
+    defer: bool  # leave the weight gradient to the grouped Adam (dz stays in act.vals)
+    inv_batch: float  # 1 / batch rows: the loss is a batch mean
+    batch_id: int  # stamps of the touched rows
 
 
 class SelectScratch(NamedTuple):
@@ -92,6 +110,7 @@ class SelectSpec(NamedTuple):
     strategy: int  # sampling.STRATEGY_CODES
     cap: int  # room per sample in ActiveSets
     chosen_limit: int  # most neurons the strategy chooses besides labels
+    pool_limit: int  # topk with a re-rank: neurons taken by hit count, chosen_limit kept by exact logit
     sampled_target: int  # fill up to this many besides labels with uniform samples (0: none)
     threshold: int
     force: bool  # the labels go in first (training)
@@ -100,9 +119,10 @@ class SelectSpec(NamedTuple):
     layer: int
 
 
-# columns of the per-chunk statistics rows
-ST_SAMPLES, ST_ACTIVE, ST_LABELS, ST_RETRIEVED, ST_CANDIDATES, ST_MULTS = 0, 1, 2, 3, 4, 5
+# columns of the per-chunk statistics rows (ST_SHARED: shared-tail neurons a sample kept, hits removed)
+ST_SAMPLES, ST_ACTIVE, ST_LABELS, ST_RETRIEVED, ST_CANDIDATES, ST_MULTS, ST_SHARED = 0, 1, 2, 3, 4, 5, 6
 N_STATS = 8
+NEG_LOGIT = np.float32(-3.0e38)  # a masked shared-tail logit: exp(NEG_LOGIT - zmax) == 0
 
 
 @jit_fast
@@ -248,14 +268,18 @@ def _forward_impl(p, input_major, relu, inp, act, n_chunks, stats):
         stats[c, ST_MULTS] += mults
 
 
-def _output_impl(p, inp, i_delta, act, labels, log_q, defer, inv_batch, batch_id, result, n_chunks, stats):
-    """Output layer (neuron-major): logits, softmax over the active set, loss, gradient
-    (p - y/|y|) * inv_batch, backward into p.gW/p.gb and the input's delta i_delta (when it
-    is not empty).
+def _output_impl(p, inp, i_delta, act, labels, spec, tail, result, n_chunks, stats):
+    """Output layer (neuron-major): logits, softmax over the active set (and the shared tail),
+    loss, gradient (p - y/|y|) * spec.inv_batch, backward into p.gW/p.gb and the input's delta
+    i_delta (when it is not empty).
 
-    defer: leave the weight gradient as act.vals (dz per active neuron) for adam.grouped_adam
-    to assemble row by row (dense hidden input, sparse output only): no gW traffic, no race.
-    Sparse output: the labels are the first act.n_forced[s] active neurons (sampling.py).
+    spec.defer: leave the weight gradient as act.vals (dz per active neuron) for
+    adam.grouped_adam to assemble row by row (dense hidden input, sparse output only): no gW
+    traffic, no race. Sparse output: the labels are the first act.n_forced[s] active neurons
+    (sampling.py); slots from act.n_exact[s] on were sampled and, with spec.log_q, get their
+    correction act.shift[s, i]. SharedTail tail (m > 0): the shared neurons' products
+    tail.z[s] join every sample's softmax, shifted by tail.shift, except those the sample
+    holds already (masked: no logit, no gradient); tail.z[s] returns dL/dz of each.
     Dense output: every neuron active, the labels are looked up directly (deduplicated).
     A sample without labels has loss 0, no gradient, and touches no row.
     """
@@ -275,16 +299,26 @@ def _output_impl(p, inp, i_delta, act, labels, log_q, defer, inv_batch, batch_id
     o_vals = act.vals
     n_forced = act.n_forced
     n_exact = act.n_exact
+    o_shift = act.shift
     o_dense = act.dense
     y_ptr = labels.ptr
     y_ids = labels.ids
+    log_q = spec.log_q
+    defer = spec.defer
+    inv_batch = spec.inv_batch
+    batch_id = spec.batch_id
+    t_z = tail.z
+    t_shift = tail.shift
+    t_pos = tail.pos
     losses = result.losses
     has_grad = result.has_grad
     need_delta = i_delta.shape[0] > 0
     B = i_start.shape[0]
     width = b.shape[0]
+    m = t_z.shape[1]
     for c in prange(n_chunks):
         mults = 0.0
+        kept = 0.0
         for s in range(c * B // n_chunks, (c + 1) * B // n_chunks):
             lo = i_start[s]
             cnt = i_cnt[s]
@@ -293,6 +327,7 @@ def _output_impl(p, inp, i_delta, act, labels, log_q, defer, inv_batch, batch_id
             n = o_cnt[s]
             ids = o_ids[s]
             out = o_vals[s]
+            zt = t_z[s]
             xi = i_ids[lo:lo + cnt]  # sliced once: see _dot
             xv = i_vals[lo:lo + cnt]
             xd = i_delta[lo:lo + cnt]
@@ -315,6 +350,8 @@ def _output_impl(p, inp, i_delta, act, labels, log_q, defer, inv_batch, batch_id
             if n_lab == 0 or n == 0:
                 losses[s] = 0.0
                 has_grad[s] = 0
+                for j in range(m):
+                    zt[j] = 0.0
                 continue
             has_grad[s] = 1
             if i_dense and not o_dense:
@@ -331,19 +368,28 @@ def _output_impl(p, inp, i_delta, act, labels, log_q, defer, inv_batch, batch_id
                 _layer_forward_row(W, b, False, xi, xv, i_dense, ids, n, o_dense, out)
             mults += n * cnt
             if log_q and not o_dense:
-                # sampled-softmax correction: the neurons from n_exact on are a uniform sample
-                # of the width - n_exact neurons not chosen deterministically; adding
-                # log(pool / sampled) = -log(inclusion probability) to their logits makes the
-                # softmax's normaliser an unbiased estimate of the full one's
-                ne = n_exact[s]
-                if n > ne:
-                    shift = np.float32(np.log((width - ne) / (n - ne)))
-                    for i in range(ne, n):
-                        out[i] += shift
+                # sampled-softmax correction: the neurons from n_exact on were sampled (not
+                # chosen), each with its own inclusion probability pi; adding -log(pi) to its
+                # logit makes the softmax's normaliser an unbiased estimate of the full one's
+                shift = o_shift[s]
+                for i in range(n_exact[s], n):
+                    out[i] += shift[i]
             zmax = out[0]
             for i in range(1, n):
                 if out[i] > zmax:
                     zmax = out[i]
+            if m > 0:
+                # the shared tail: the sample's own neurons (labels, retrieved, padding) are
+                # taken out of it (accidental hits), the rest shifted by bias - log(pi)
+                for j in range(m):
+                    zt[j] += t_shift[j]
+                for i in range(n):
+                    q = t_pos[ids[i]]
+                    if q >= 0:
+                        zt[q] = NEG_LOGIT
+                for j in range(m):
+                    if zt[j] > zmax:
+                        zmax = zt[j]
             # sum of the label logits before they are overwritten by probabilities
             zlab = 0.0
             if o_dense:
@@ -362,10 +408,24 @@ def _output_impl(p, inp, i_delta, act, labels, log_q, defer, inv_batch, batch_id
                 e_i = np.exp(out[i] - zmax)
                 out[i] = e_i
                 total += e_i
+            if m > 0:
+                n_kept = 0
+                for j in range(m):
+                    if zt[j] == NEG_LOGIT:
+                        zt[j] = 0.0
+                    else:
+                        e_j = np.exp(zt[j] - zmax)
+                        zt[j] = e_j
+                        total += e_j
+                        n_kept += 1
+                kept += n_kept
+                mults += n_kept * cnt
             losses[s] = np.log(total) - zlab / n_lab
             scale = np.float32(inv_batch / total)
             for i in range(n):
                 out[i] *= scale
+            for j in range(m):
+                zt[j] *= scale
             t = np.float32(inv_batch / n_lab)
             if o_dense:
                 for e in range(y_lo, y_hi):
@@ -401,6 +461,7 @@ def _output_impl(p, inp, i_delta, act, labels, log_q, defer, inv_batch, batch_id
                 _backprop_neuron_rows(W, gW, gb, row_stamp, bias_stamp, batch_id, ids, n, o_dense, out,
                                       xi, xv, i_dense, xd, need_delta)
         stats[c, ST_MULTS] += mults
+        stats[c, ST_SHARED] += kept
 
 
 def _backward_impl(p, input_major, inp, i_delta, act, o_delta, has_grad, batch_id, n_chunks):
@@ -466,17 +527,20 @@ def _hash_impl(hf, inp, keys, scratch_f, scratch_i, n_chunks):
                 hash_sparse_into(hf, i_ids[lo:hi], i_vals[lo:hi], keys[s], scratch_f[c], scratch_i[c])
 
 
-def _select_impl(tables, keys, spec, labels, p, input_major, inp, scratch, act, n_chunks, stats):
+def _select_impl(tables, keys, spec, labels, p, input_major, inp, scratch, law, act, n_chunks, stats):
     """Active set of every sample (ActiveSets act) as SelectSpec spec says: forced labels
     first (training, output layer), then the strategy's neurons (at most spec.chosen_limit),
-    then uniformly random neurons until spec.sampled_target besides the labels. See sampling.py.
+    then the per-sample tail: uniformly random neurons until spec.sampled_target besides the
+    labels (sampling.pad_random), or law.pad_draws draws from a frequency TailLaw `law`
+    (tail.py). See sampling.py.
     act.n_exact[s]: the active neurons before position n_exact[s] were chosen deterministically
-    (labels, table retrieval, oracle); those from it on are a uniform sample of the rest
-    (random strategy, padding), which the output layer may correct by log Q.
-    p (W, b) and inp are read by the oracle control only."""
+    (labels, table retrieval, oracle); those from it on are a sample of the rest (random
+    strategy, padding), and act.shift[s, i] is each one's log-Q correction -log(pi), which the
+    output layer may add to its logit. p (W, b) and inp are read by the oracle control only."""
     strategy = spec.strategy
     cap = spec.cap
     chosen_limit = spec.chosen_limit
+    pool_limit = spec.pool_limit
     sampled_target = spec.sampled_target
     threshold = spec.threshold
     force = spec.force
@@ -503,6 +567,9 @@ def _select_impl(tables, keys, spec, labels, p, input_major, inp, scratch, act, 
     o_cnt = act.cnt
     n_forced = act.n_forced
     n_exact = act.n_exact
+    o_shift = act.shift
+    by_law = law.law != UNIFORM
+    pad_draws = law.pad_draws
     B = i_start.shape[0]
     width = b.shape[0]
     for c in prange(n_chunks):
@@ -529,15 +596,28 @@ def _select_impl(tables, keys, spec, labels, p, input_major, inp, scratch, act, 
                                             out, n, limit, threshold, False)
             elif strategy == TOPK:
                 n, retrieved = count_select(tables, keys[s], st, base, counts[c], touched[c], hist[c],
-                                            out, n, limit, threshold, True)
+                                            out, n, min(cap, nf + pool_limit), threshold, True)
+                if n > limit:  # a pool larger than the limit: keep the best by exact logit
+                    lo = i_start[s]
+                    n = rerank_select(W, b, i_ids, i_vals, lo, i_cnt[s], i_dense, scores[c], work[c], touched[c],
+                                      st, base, out, nf, n, limit)
             elif strategy == ORACLE and chosen_limit > 0:
                 lo = i_start[s]
                 score_all(W, b, input_major, i_ids, i_vals, lo, i_cnt[s], i_dense, scores[c])
                 n = oracle_select(scores[c], work[c], st, base, out, n, limit)
             n_exact[s] = n
             n_cand += n
-            if n < nf + sampled_target:
+            if by_law and sampled_target > 0:
+                # pad_draws draws from the law (the workspace has room for all of them)
+                state, n = pad_by_law(state, law, st, base, out, o_shift[s], n, pad_draws)
+            elif n < nf + sampled_target:
+                # a uniform sample of the width - ne neurons not chosen: pi = sampled / pool
+                ne = n
                 state, n = pad_random(state, width, st, base, out, n, min(cap, nf + sampled_target))
+                if n > ne:
+                    shift = np.float32(np.log((width - ne) / (n - ne)))
+                    for i in range(ne, n):
+                        o_shift[s, i] = shift
             o_cnt[s] = n
             n_forced[s] = nf
             n_act += n

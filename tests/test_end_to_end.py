@@ -147,7 +147,11 @@ def test_slide_job_selects_a_sparse_output_layer_end_to_end(tmp_path):
     assert int(params["slide.budget"]) == 128 and int(params["slide.retrieval_limit"]) == 64
     assert metrics["slide/active_out_mean"] < n_labels / 20
     assert 0 < metrics["slide/retrieved_out_mean"] <= 64  # the tables, not only the padding, chose neurons
-    assert metrics["slide/padding_out_mean"] >= 64  # at least min_padding of the budget is sampled
+    # the log-uniform tail draws enough for min_padding distinct neurons on average over the whole
+    # law; the draws that fall on the sample's own labels and retrieved neurons (frequent labels,
+    # often retrieved) are skipped, not redrawn, so that every inclusion probability stays exact
+    assert int(params["slide.padding_draws"]) >= 64
+    assert metrics["slide/padding_out_mean"] >= 32, metrics["slide/padding_out_mean"]  # 46 measured
     assert metrics["slide/labels_out_mean"] + metrics["slide/retrieved_out_mean"] + metrics[
         "slide/padding_out_mean"] == pytest.approx(metrics["slide/active_out_mean"])
     assert metrics["slide/mults_dense_ratio"] < 0.2

@@ -1,13 +1,15 @@
 """The selection kernels training calls (slide_core.sampling), against brute force over the
 tables' buckets (tests/reference_lsh.py): force_labels, union_select (vanilla),
-count_select (threshold and top-k by frequency), oracle_select, pad_random."""
+count_select (threshold and top-k by frequency), rerank_select, oracle_select, pad_random."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from slide_core.rng import stream_seed
-from slide_core.sampling import STAMP_STRIDE, count_select, force_labels, oracle_select, pad_random, union_select
+from slide_core.sampling import (
+    STAMP_STRIDE, count_select, force_labels, oracle_select, pad_random, rerank_select, union_select,
+)
 from slide_core.tables import build_tables, max_candidates
 from tests import reference_lsh as ref
 
@@ -115,6 +117,45 @@ def test_oracle_select_takes_the_largest_scores_ties_by_index():
         n = oracle_select(scores, work, stamp, base, out, nf, cap)
         rest = sorted((a for a in range(N) if a not in out[:nf]), key=lambda a: (-scores[a], a))
         assert sorted(out[nf:n].tolist()) == sorted(rest[:cap - nf])
+
+
+@pytest.mark.parametrize("dense_input", [True, False])
+def test_rerank_select_keeps_the_pool_neurons_with_the_largest_logits(dense_input):
+    """Of a pool appended after the labels, rerank_select keeps the `limit` with the largest
+    exact logits w.h + b (ties in pool order), in out[nf:limit]; the dropped ones are unseen
+    again (stamp < base), the kept and the labels keep theirs."""
+    rng = np.random.default_rng(5)
+    d = 12
+    W = rng.normal(size=(N, d)).astype(np.float32)
+    b = rng.normal(size=N).astype(np.float32)
+    b[:40] = 7.0  # ties
+    W[:40] = 0.0
+    stamp = np.zeros(N, np.int64)
+    out = np.empty(N, np.int32)
+    scores, work, pool = np.empty(N, np.float32), np.empty(N, np.float32), np.empty(N, np.int32)
+    for q in range(25):
+        h = np.maximum(rng.normal(size=d), 0).astype(np.float32)
+        ids = np.arange(d, dtype=np.int32) if dense_input else np.sort(rng.choice(40, d, replace=False)).astype(np.int32)
+        x = h if dense_input else np.zeros(40, np.float32)
+        if not dense_input:
+            W40 = np.zeros((N, 40), np.float32)
+            W40[:, ids] = W
+        labels = rng.integers(0, N, 2).astype(np.int32)
+        base, nf = start(q, labels, stamp, out)
+        pool_ids = rng.choice(np.setdiff1d(np.arange(N), labels), int(rng.integers(1, 80)), replace=False).astype(np.int32)
+        n = nf + len(pool_ids)
+        out[nf:n] = pool_ids
+        stamp[pool_ids] = base
+        limit = nf + int(rng.integers(1, 50))
+        Wq = W if dense_input else W40
+        got = rerank_select(Wq, b, ids, h, 0, d, dense_input, scores, work, pool, stamp, base, out, nf, n, limit)
+        logits = (W.astype(np.float64) @ h.astype(np.float64) + b) if dense_input else (W @ h + b)
+        keep = sorted(range(len(pool_ids)), key=lambda i: (-np.float32(logits[pool_ids[i]]), i))[:limit - nf]
+        assert got == min(n, limit)
+        assert sorted(out[nf:got].tolist()) == sorted(pool_ids[keep].tolist())
+        dropped = np.setdiff1d(pool_ids, out[nf:got])
+        assert np.all(stamp[dropped] < base) and np.all(stamp[out[nf:got]] == base)
+        assert np.all(stamp[out[:nf]] > base)
 
 
 @pytest.mark.parametrize("target", [10, 250, N])

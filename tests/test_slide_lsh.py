@@ -31,7 +31,8 @@ def data(n_out, rows=32, seed=0):
 def test_strategies_train_and_force_labels(family, strategy, packing, insertion):
     n_out = 203
     layer = LayerConfig(n_out, sparsity=0.1, hash_family=family, K=3, L=8, range_pow=6, bucket_capacity=4,
-                        strategy=strategy, threshold=2, packing=packing, insertion=insertion)
+                        strategy=strategy, threshold=2, packing=packing, insertion=insertion,
+                        tail_law="uniform")  # fills every set to exactly the budget (checked below)
     cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(24), layer), lr=1e-2, rehash_every=2, rebuild_every=3)
     net = SlideNetwork(cfg, seed=1, threads=1)
     x, y = data(n_out)

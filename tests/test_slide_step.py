@@ -8,7 +8,7 @@ from experiments.data.csr import CSR
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 from slide_core.layer import LayerParams
 from slide_core.adam import (
-    DENSE, LAZY, UNTOUCHED, RowGroups, adam_lr, adam_parallel, adam_serial, group_rows_parallel, group_rows_serial,
+    DENSE, LAZY, UNTOUCHED, RowGroups, SharedGrad, adam_lr, adam_parallel, adam_serial, group_rows_parallel, group_rows_serial,
     grouped_parallel, grouped_serial,
 )
 from tests import reference as ref
@@ -148,7 +148,8 @@ def test_sparse_output_gradients_match_reference_on_its_active_sets(log_q):
     """Random-strategy output layer: the kernel's loss and gradient equal the reference's
     restricted to the active sets the kernel chose (labels included); with log_q_correction
     the sampled neurons' logits carry + log(pool / sampled) in the reference too."""
-    out = LayerConfig(N_OUT, sparsity=0.3, strategy="random", log_q_correction=log_q)
+    out = LayerConfig(N_OUT, sparsity=0.3, strategy="random", log_q_correction=log_q,
+                      tail_law="uniform")  # the frequency laws: test_per_sample_law_tail_* below
     cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), out), lr=1e-2)
     net = SlideNetwork(cfg, initial_weights=weights(), seed=0, threads=1)
     x, y = batch()
@@ -174,12 +175,134 @@ def test_sparse_output_gradients_match_reference_on_its_active_sets(log_q):
     np.testing.assert_allclose(net.params[0].gW, grads[0][0], atol=1e-6)
 
 
+def shared_tail_net(law="uniform", threads=1, shared=6):
+    """A sparse output layer whose per-sample set is labels + up to 4 retrieved neurons, with a
+    shared tail of `shared` of the 13 neurons drawn by `law` (counts favour low ids)."""
+    out = LayerConfig(N_OUT, sparsity=0.4, strategy="topk", hash_family="simhash", K=2, L=4, range_pow=4,
+                      padding=False, shared_tail=shared, tail_law=law)
+    cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), out), lr=1e-2)
+    return SlideNetwork(cfg, initial_weights=weights(), seed=0, threads=threads,
+                        label_counts=np.arange(N_OUT)[::-1] * 3)
+
+
+def shared_tail_reference_sets(net, rows):
+    """(actives, offsets) of the last batch for tests.reference: each sample's own set plus the
+    shared neurons it does not hold, those offset by -log(pi) (own sampled slots by their shift)."""
+    lw = net._ws.layers[1]
+    shared, log_q = net._shared.ids, net._shared.log_q.astype(np.float64)
+    actives, offsets = [], np.zeros((rows, N_OUT))
+    for s in range(rows):
+        own = lw.ids[s, :lw.cnt[s]].copy()
+        offsets[s, own[lw.n_exact[s]:]] = lw.shift[s, lw.n_exact[s]:lw.cnt[s]]
+        tail = ~np.isin(shared, own)
+        offsets[s, shared[tail]] = -log_q[tail]
+        actives.append(np.concatenate([own, shared[tail]]))
+    return [None, actives], offsets
+
+
+@pytest.mark.parametrize("law", ["uniform", "log_uniform"])
+def test_shared_tail_gradients_match_reference(law):
+    """The shared tail (one sample of neurons for the whole batch, its products one BLAS call):
+    loss and gradients of both layers equal the reference softmax over each sample's own
+    neurons plus the shared ones it does not hold (accidental hits taken out), the shared ones
+    carrying -log(pi)."""
+    net = shared_tail_net(law)
+    x, y = batch(seed=2, rows=12)
+    loss = net._forward_backward(x, y)
+    shared = net._shared
+    assert np.all(np.diff(shared.ids) > 0) and shared.draws == net.shared_draws >= 6
+    if law == "uniform":  # exactly 6 distinct, a uniform subset
+        assert len(shared.ids) == 6
+        np.testing.assert_allclose(shared.log_q, np.log(6 / N_OUT), rtol=1e-6)
+    actives, offsets = shared_tail_reference_sets(net, x.n_rows)
+    assert any(np.isin(shared.ids, actives[1][s][:net._ws.layers[1].cnt[s]]).any() for s in range(12)), \
+        "the fixture must have accidental hits"
+    X, Y = x.to_dense().astype(np.float64), y.to_dense().astype(np.float64)
+    ref_loss, grads = ref.backward(f64(weights()), X, Y, actives, offsets)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    gW, gb = net._deferred_output_grad()
+    np.testing.assert_allclose(gW, grads[1][0].T, atol=1e-6)
+    np.testing.assert_allclose(gb, grads[1][1], atol=1e-6)
+    np.testing.assert_allclose(net.params[0].gW, grads[0][0], atol=1e-6)
+
+
+def test_per_sample_law_tail_gradients_match_reference():
+    """A per-sample tail drawn from a frequency law: each sampled slot carries its own
+    -log(1 - (1 - P)^T) (T: the law's draws for the budget's sampled part), and the loss and
+    gradients equal the reference softmax with those offsets."""
+    from slide_core.tail import law_probabilities
+
+    counts = np.arange(N_OUT)[::-1] * 3
+    out = LayerConfig(N_OUT, sparsity=0.4, strategy="topk", hash_family="simhash", K=2, L=4, range_pow=4,
+                      min_padding=3, tail_law="unigram")
+    cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), out), lr=1e-2)
+    net = SlideNetwork(cfg, initial_weights=weights(), seed=0, threads=1, label_counts=counts)
+    x, y = batch(seed=2, rows=12)
+    loss = net._forward_backward(x, y)
+    lw = net._ws.layers[1]
+    T = net.laws[1].pad_draws
+    p = law_probabilities("unigram", N_OUT, counts)
+    assert T >= out.sampled_target - out.chosen_limit
+    sampled = 0
+    for s in range(x.n_rows):
+        ids = lw.ids[s, lw.n_exact[s]:lw.cnt[s]]
+        sampled += len(ids)
+        np.testing.assert_allclose(lw.shift[s, lw.n_exact[s]:lw.cnt[s]], -np.log(1 - (1 - p[ids]) ** T), rtol=1e-5)
+    assert sampled > 0
+    actives, offsets = shared_tail_reference_sets(net, x.n_rows)
+    X, Y = x.to_dense().astype(np.float64), y.to_dense().astype(np.float64)
+    ref_loss, grads = ref.backward(f64(weights()), X, Y, actives, offsets)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    gW, gb = net._deferred_output_grad()
+    np.testing.assert_allclose(gW, grads[1][0].T, atol=1e-6)
+    np.testing.assert_allclose(net.params[0].gW, grads[0][0], atol=1e-6)
+
+
+def test_shared_tail_adam_steps_equal_reference_and_parallel_equals_serial():
+    """Three lazy-Adam steps with a shared tail: the output rows updated are the samples' own
+    and the shared ones, with the reference's update; the first 2-thread step gives the serial
+    one's output layer bit for bit."""
+    import numba
+
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    nets = [shared_tail_net("log_uniform", threads=t) for t in (1, 2)]
+    layers = f64(weights())
+    moments = [[np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)] for W, b in layers]
+    for t in range(1, 4):
+        x, y = batch(seed=t, rows=12)
+        for net in nets:
+            net._forward_backward(x, y)
+        net = nets[0]
+        actives, offsets = shared_tail_reference_sets(net, x.n_rows)
+        has = net._ws.has_grad[:x.n_rows].astype(bool).copy()
+        rows1 = np.unique(np.concatenate([actives[1][s] for s in range(x.n_rows) if has[s]]))
+        for n in nets:
+            n._update()
+        if t == 1:  # later steps differ: the hidden layer's HOGWILD gradient sums race by design
+            assert np.array_equal(nets[0].params[1].W, nets[1].params[1].W)
+            assert np.array_equal(nets[0].params[1].b, nets[1].params[1].b)
+        X, Y = x.to_dense().astype(np.float64), y.to_dense().astype(np.float64)
+        _, grads = ref.backward(layers, X, Y, actives, offsets)
+        rows0, b0, _ = _touched(X, Y, grads)
+        (W0, bb0), (W1, bb1) = layers
+        (gW0, gb0), (gW1, gb1) = grads
+        W0, moments[0][0], moments[0][1] = ref.adam_lazy(W0, *moments[0][:2], gW0, rows0, t, 1e-2, 0.9, 0.999, 1e-8)
+        bb0, moments[0][2], moments[0][3] = ref.adam_lazy(bb0, *moments[0][2:], gb0, b0, t, 1e-2, 0.9, 0.999, 1e-8)
+        WT, mT, vT = ref.adam_lazy(W1.T, moments[1][0].T, moments[1][1].T, gW1.T, rows1, t, 1e-2, 0.9, 0.999, 1e-8)
+        W1, moments[1][0], moments[1][1] = WT.T, mT.T, vT.T
+        bb1, moments[1][2], moments[1][3] = ref.adam_lazy(bb1, *moments[1][2:], gb1, rows1, t, 1e-2, 0.9, 0.999, 1e-8)
+        layers = [(W0, bb0), (W1, bb1)]
+        for (W, b), (Wk, bk) in zip(layers, net.weights()):
+            np.testing.assert_allclose(Wk, W, atol=2e-6)
+            np.testing.assert_allclose(bk, b, atol=2e-6)
+
+
 @pytest.mark.parametrize("optimizer", ["lazy", "dense"])
 def test_sparse_output_grouped_adam_steps_equal_reference(optimizer):
     """Three steps with a sparse output layer: weights after the grouped (lazy) / grouped +
     untouched (dense) Adam equal the reference Adam on the kernel's own active sets."""
-    cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), LayerConfig(N_OUT, sparsity=0.3, strategy="random")),
-                        lr=1e-2, optimizer=optimizer)
+    out = LayerConfig(N_OUT, sparsity=0.3, strategy="random", tail_law="uniform")  # log(pool / sampled) offsets
+    cfg = NetworkConfig(n_features=N_FEAT, layers=(LayerConfig(HID), out), lr=1e-2, optimizer=optimizer)
     net = SlideNetwork(cfg, initial_weights=weights(), seed=0, threads=1)
     layers = f64(weights())
     moments = [[np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)] for W, b in layers]
@@ -257,9 +380,10 @@ def test_adam_kernels_match_reference():
                 assert not args[3][touched].any(), "the gradient rows read are consumed"
 
 
-def _grouped_step(group_rows, grouped, n_chunks, seed=3):
-    """One grouped lazy-Adam step of a sparse output layer on random active sets; returns
-    (W, m, v, b, mb, vb, row_stamp) after it and the inputs."""
+def _grouped_step(group_rows, grouped, n_chunks, seed=3, n_shared=0):
+    """One grouped lazy-Adam step of a sparse output layer on random active sets (and n_shared
+    shared-tail rows with their own gradient rows); returns (W, m, v, b, mb, vb, row_stamp)
+    after it and the inputs."""
     rng = np.random.default_rng(seed)
     n_out, n_in, B, cap = 37, 6, 7, 9
     ids = np.stack([rng.choice(n_out, cap, replace=False) for _ in range(B)]).astype(np.int32)
@@ -271,36 +395,44 @@ def _grouped_step(group_rows, grouped, n_chunks, seed=3):
     v = np.abs(rng.normal(size=(n_out, n_in))).astype(np.float32) * 0.01
     b, mb = rng.normal(size=(2, n_out)).astype(np.float32)
     vb = np.abs(rng.normal(size=n_out)).astype(np.float32) * 0.01
+    shared = SharedGrad(np.sort(rng.choice(n_out, n_shared, replace=False)).astype(np.int32),
+                        rng.normal(size=(n_shared, n_in)).astype(np.float32), rng.normal(size=n_shared).astype(np.float32))
     row_stamp, bias_stamp = np.zeros(n_out, dtype=np.int64), np.zeros(n_out, dtype=np.int64)
     count = np.zeros(n_out, dtype=np.int32)
-    rows, n_t = np.zeros((n_chunks, B * cap), dtype=np.int32), np.zeros(n_chunks, dtype=np.int64)
-    ptr, pairs = np.zeros((n_chunks, B * cap + 1), dtype=np.int64), np.zeros((n_chunks, B * cap), dtype=np.int64)
-    inputs = (ids, cnt, has_grad, dz, H, W.copy(), m.copy(), v.copy(), b.copy(), mb.copy(), vb.copy())
+    n_pairs = B * cap + n_shared
+    rows, n_t = np.zeros((n_chunks, n_pairs), dtype=np.int32), np.zeros(n_chunks, dtype=np.int64)
+    ptr, pairs = np.zeros((n_chunks, n_pairs + 1), dtype=np.int64), np.zeros((n_chunks, n_pairs), dtype=np.int64)
+    inputs = (ids, cnt, has_grad, dz, H, shared, W.copy(), m.copy(), v.copy(), b.copy(), mb.copy(), vb.copy())
     params = LayerParams(W, b, m, v, mb, vb, np.zeros((1, n_in), np.float32), np.zeros_like(b), row_stamp, bias_stamp)
     groups = RowGroups(rows, n_t, ptr, pairs)
-    group_rows(ids, cnt, has_grad, count, groups, params, 5, n_chunks)
+    group_rows(ids, cnt, has_grad, shared, count, groups, params, 5, n_chunks)
     assert not count.any(), "the counters are restored to zeros"
     for c in range(n_chunks):  # each chunk lists only rows of its own range, ascending
         own = rows[c, :n_t[c]]
         assert np.all(np.diff(own) > 0)
         assert np.all((own >= c * n_out // n_chunks) & (own < (c + 1) * n_out // n_chunks))
-    grouped(params, groups, dz, H, np.zeros((n_chunks, n_in), dtype=np.float32), adam_lr(1e-2, 0.9, 0.999, 5), 0.9,
-            0.999, 1e-8, n_chunks)
+    grouped(params, groups, dz, H, shared, np.zeros((n_chunks, n_in), dtype=np.float32), adam_lr(1e-2, 0.9, 0.999, 5),
+            0.9, 0.999, 1e-8, n_chunks)
     return (W, m, v, b, mb, vb, row_stamp), inputs
 
 
-def test_grouped_adam_equals_reference_and_is_the_same_for_any_chunk_count():
-    """The output layer's grouped lazy Adam: the gradient it assembles and its update equal a
-    numpy reference on the touched rows, leave the other rows untouched, and the parallel
-    variant (each chunk owning a range of rows) gives the serial result bit for bit."""
-    serial, (ids, cnt, has_grad, dz, H, W0, m0, v0, b0, mb0, vb0) = _grouped_step(group_rows_serial, grouped_serial, 1)
+@pytest.mark.parametrize("n_shared", [0, 11])
+def test_grouped_adam_equals_reference_and_is_the_same_for_any_chunk_count(n_shared):
+    """The output layer's grouped lazy Adam: the gradient it assembles (the sample pairs', plus
+    each shared-tail row's own gradient row) and its update equal a numpy reference on the
+    touched rows, leave the other rows untouched, and the parallel variant (each chunk owning
+    a range of rows) gives the serial result bit for bit."""
+    serial, (ids, cnt, has_grad, dz, H, shared, W0, m0, v0, b0, mb0, vb0) = _grouped_step(
+        group_rows_serial, grouped_serial, 1, n_shared=n_shared)
     gW, gb = np.zeros(W0.shape), np.zeros(b0.shape)
     for s in range(ids.shape[0]):
         if has_grad[s]:
             a = ids[s, :cnt[s]]
             np.add.at(gW, a, dz[s, :cnt[s], None].astype(np.float64) * H[s].astype(np.float64))
             np.add.at(gb, a, dz[s, :cnt[s]].astype(np.float64))
-    touched = np.unique(np.concatenate([ids[s, :cnt[s]] for s in range(ids.shape[0]) if has_grad[s]]))
+    gW[shared.ids] += shared.gW
+    gb[shared.ids] += shared.gb
+    touched = np.unique(np.concatenate([ids[s, :cnt[s]] for s in range(ids.shape[0]) if has_grad[s]] + [shared.ids]))
     eW, em, ev = ref.adam_lazy(W0.astype(np.float64), m0, v0, gW, touched, 5, 1e-2, 0.9, 0.999, 1e-8)
     eb, emb, evb = ref.adam_lazy(b0.astype(np.float64), mb0, vb0, gb, touched, 5, 1e-2, 0.9, 0.999, 1e-8)
     for got, want in zip(serial[:6], (eW, em, ev, eb, emb, evb)):
@@ -309,7 +441,7 @@ def test_grouped_adam_equals_reference_and_is_the_same_for_any_chunk_count():
     assert np.array_equal(serial[0][untouched], W0[untouched]) and np.array_equal(serial[1][untouched], m0[untouched])
     assert set(np.flatnonzero(serial[6] == 5)) == set(touched)
     for n_chunks in (2, 3):
-        parallel, _ = _grouped_step(group_rows_parallel, grouped_parallel, n_chunks)
+        parallel, _ = _grouped_step(group_rows_parallel, grouped_parallel, n_chunks, n_shared=n_shared)
         for got, want in zip(parallel, serial):
             assert np.array_equal(got, want), f"{n_chunks} chunks differ from the serial result"
 

@@ -38,6 +38,8 @@ class SlideModel:
                  retrieval_pool: float = _LAYER["retrieval_pool"], padding: bool = _LAYER["padding"],
                  min_padding: int = _LAYER["min_padding"],
                  log_q_correction: bool = _LAYER["log_q_correction"], threshold: int = _LAYER["threshold"],
+                 tail_law: str = _LAYER["tail_law"], shared_tail: int = _LAYER["shared_tail"],
+                 center_rows: bool = _LAYER["center_rows"], rerank_pool: float = _LAYER["rerank_pool"],
                  optimizer: str | None = None, schedule: str = _NET["schedule"],
                  rehash_every: int = _NET["rehash_every"], rebuild_every: int = _NET["rebuild_every"],
                  schedule_n0: int = _NET["schedule_n0"], schedule_lambda: float = _NET["schedule_lambda"],
@@ -56,7 +58,8 @@ class SlideModel:
             packing=packing, strategy=strategy, retrieval_cap=None if retrieval_cap is None else float(retrieval_cap),
             retrieval_pool=float(retrieval_pool), padding=bool(padding), min_padding=int(min_padding),
             log_q_correction=bool(log_q_correction),
-            threshold=int(threshold))
+            threshold=int(threshold), tail_law=tail_law, shared_tail=int(shared_tail),
+            center_rows=bool(center_rows), rerank_pool=float(rerank_pool))
         self.config = NetworkConfig(
             n_features=ctx.n_features, layers=(*(LayerConfig(int(h)) for h in ctx.hidden), output),
             lr=ctx.lr, beta1=ctx.beta1, beta2=ctx.beta2, eps=ctx.eps, optimizer=optimizer or ctx.adam,
@@ -78,14 +81,17 @@ class SlideModel:
             rng = np.random.default_rng([ctx.seed, 0xB1A5])
             weights = [(W, (rng.standard_normal(b.shape, dtype=np.float32) * np.float32(bias_init_std)))
                        for W, b in weights]
-        self.net = SlideNetwork(self.config, initial_weights=weights, seed=ctx.seed, threads=self.threads)
+        self.net = SlideNetwork(self.config, initial_weights=weights, seed=ctx.seed, threads=self.threads,
+                                label_counts=ctx.label_counts)
 
     def resolved_params(self) -> dict[str, float | int]:
         """What "auto" became for this layer width, logged as run params."""
         out = self.config.layers[-1]
         return {"slide.sparsity": out.sparsity, "slide.budget": out.budget, "slide.retrieval_limit": out.chosen_limit,
                 "slide.K": out.K, "slide.L": out.L,
-                "slide.expected_retrieved_at_init": round(out.expected_retrieved, 1)}
+                "slide.expected_retrieved_at_init": round(out.expected_retrieved, 1),
+                "slide.shared_tail": min(out.shared_tail, out.width), "slide.shared_tail_draws": self.net.shared_draws,
+                "slide.padding_draws": self.net.laws[-1].pad_draws if out.padding and out.tail_law != "uniform" else 0}
 
     # -- the Model protocol -----------------------------------------------------------------
     def warmup(self, x: CSR, y: CSR) -> None:
@@ -105,7 +111,7 @@ class SlideModel:
         ys = y.row_slice(0, rows)
         ys = CSR(ys.indptr, np.minimum(ys.indices, width - 1).astype(np.int32), ys.data, width)
         for threads in (sorted({1, self.threads}) if self.warmup_both else [self.threads]):
-            net = SlideNetwork(tiny, seed=c.seed, threads=threads)
+            net = SlideNetwork(tiny, seed=c.seed, threads=threads, label_counts=np.ones(width, dtype=np.int64))
             net.train_batch(xs, ys)
             net.predict_topk(xs, min(5, width))
             net.predict_topk(xs, min(5, width), mode="lsh")

@@ -162,28 +162,47 @@ def _check_rows(hf: HashFunctions, W) -> None:
         raise ValueError("W must be C-contiguous (rows are hashed as contiguous vectors)")
 
 
-def hash_rows(hf: HashFunctions, W: np.ndarray) -> np.ndarray:
+def hash_rows(hf: HashFunctions, W: np.ndarray, center: np.ndarray | None = None) -> np.ndarray:
     """Keys int32[n, L] of every row of W (float32[n, dim], C-contiguous), in parallel
-    over chunks of rows: how neurons are (re)inserted from their weight vectors."""
+    over chunks of rows: how neurons are (re)inserted from their weight vectors.
+    center (SimHash only): hash the rows minus this vector (float32[dim]), see _check_center."""
     _check_hf(hf)
     _check_rows(hf, W)
+    _check_center(hf, center)
     keys = np.empty((W.shape[0], hf.L), dtype=np.int32)
-    _hash_rows_into(hf, W, keys, False)
+    _hash_rows_into(hf, W, keys, False, center)
     return keys
 
 
-def hash_rows_table_major(hf: HashFunctions, W: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def hash_rows_table_major(hf: HashFunctions, W: np.ndarray, out: np.ndarray | None = None,
+                          center: np.ndarray | None = None) -> np.ndarray:
     """Keys int32[L, n] (table-major: what build_tables_table_major reads) of every row of
-    W; written into ``out`` when given (reused across rehashes, no allocation of L*n ints)."""
+    W (minus `center`, as hash_rows); written into ``out`` when given (reused across
+    rehashes, no allocation of L*n ints)."""
     _check_hf(hf)
     _check_rows(hf, W)
+    _check_center(hf, center)
     shape = (hf.L, W.shape[0])
     if out is None:
         out = np.empty(shape, dtype=np.int32)
     elif not isinstance(out, np.ndarray) or out.dtype != np.int32 or out.shape != shape or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous int32 array of shape {shape}")
-    _hash_rows_into(hf, W, out, True)
+    _hash_rows_into(hf, W, out, True, center)
     return out
+
+
+def _check_center(hf: HashFunctions, center) -> None:
+    """A center is a float32[dim] vector, for SimHash: the sign of (w - c).r is the sign of
+    w.r - c.r, one subtraction per projection. Subtracting a vector common to every row leaves
+    the ranking of the rows by inner product with any query unchanged, but not their angles
+    (docs/retrieval.md: a trained output layer's rows all point away from the queries)."""
+    if center is None:
+        return
+    if hf.family != SIMHASH:
+        raise ValueError("hashing rows about a center is implemented for SimHash only")
+    _check_vec("center", center, np.float32, 1)
+    if center.shape[0] != hf.dim:
+        raise ValueError(f"center has length {center.shape[0]}, expected dim={hf.dim}")
 
 
 SIMHASH_BLOCK_ROWS = 4096  # rows per BLAS product in the SimHash rehash (4096 x K*L floats ~ 8 MB at K*L=500)
@@ -206,7 +225,8 @@ def _pack_sign_keys(P, hf, keys, table_major, row0):
                 keys[row0 + i, t] = k
 
 
-def _simhash_rows_into(hf: HashFunctions, W: np.ndarray, keys: np.ndarray, table_major: bool) -> None:
+def _simhash_rows_into(hf: HashFunctions, W: np.ndarray, keys: np.ndarray, table_major: bool,
+                       center: np.ndarray | None = None) -> None:
     """SimHash of many rows as one BLAS product per block of rows, W[block] @ R (R = the +-1/0
     projections as float32): far faster than the per-row loop (benchmarks/bench_hashing.py). The projections are summed in BLAS's order,
     not coordinate order, so a projection within float rounding of 0 may take the other sign than
@@ -215,18 +235,22 @@ def _simhash_rows_into(hf: HashFunctions, W: np.ndarray, keys: np.ndarray, table
     n = W.shape[0]
     rows = min(SIMHASH_BLOCK_ROWS, n)
     P = np.empty((rows, R.shape[1]), dtype=np.float32)
+    offset = None if center is None else center @ R
     for lo in range(0, n, rows):
         hi = min(n, lo + rows)
         np.matmul(W[lo:hi], R, out=P[:hi - lo])
+        if offset is not None:
+            P[:hi - lo] -= offset
         _pack_sign_keys(P[:hi - lo], hf, keys, table_major, lo)
 
 
-def _hash_rows_into(hf: HashFunctions, W: np.ndarray, keys: np.ndarray, table_major: bool) -> None:
+def _hash_rows_into(hf: HashFunctions, W: np.ndarray, keys: np.ndarray, table_major: bool,
+                    center: np.ndarray | None = None) -> None:
     n = W.shape[0]
     if n == 0:
         return
     if hf.family == SIMHASH:
-        _simhash_rows_into(hf, W, keys, table_major)
+        _simhash_rows_into(hf, W, keys, table_major, center)
         return
     # chunks of whole BLOCKs, 4 per thread (pulled in order: balance on a busy machine);
     # the serial nogil chunk kernel runs on Python threads (_numba.run_threads says why)
