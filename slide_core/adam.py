@@ -97,6 +97,19 @@ class SharedGrad(NamedTuple):
     gb: np.ndarray  # float32 (m,): sum_s dz[s, j]
 
 
+@jit
+def _count_row(a, lo, hi, row_count, rows, n_t):
+    """Count one pair of row a if the chunk [lo, hi) owns it, listing a on its first pair;
+    returns the chunk's new number of listed rows."""
+    if a < lo or a >= hi:
+        return n_t
+    if row_count[a] == 0:
+        rows[n_t] = a
+        n_t += 1
+    row_count[a] += 1
+    return n_t
+
+
 def _group_rows_impl(ids, cnt, has_grad, shared, row_count, groups, p, batch_id, n_chunks):
     """Group the batch's (sample, slot) pairs by output neuron (a counting sort per chunk)
     into RowGroups `groups`, and stamp the touched rows of LayerParams p with batch_id.
@@ -126,24 +139,12 @@ def _group_rows_impl(ids, cnt, has_grad, shared, row_count, groups, p, batch_id,
         out = pairs[c]
         n_t = 0
         for j in range(shared_ids.shape[0]):
-            a = shared_ids[j]
-            if a < lo or a >= hi:
-                continue
-            if row_count[a] == 0:
-                rows[n_t] = a
-                n_t += 1
-            row_count[a] += 1
+            n_t = _count_row(shared_ids[j], lo, hi, row_count, rows, n_t)
         for s in range(ids.shape[0]):
             if has_grad[s] == 0:
                 continue
             for i in range(cnt[s]):
-                a = ids[s, i]
-                if a < lo or a >= hi:
-                    continue
-                if row_count[a] == 0:
-                    rows[n_t] = a
-                    n_t += 1
-                row_count[a] += 1
+                n_t = _count_row(ids[s, i], lo, hi, row_count, rows, n_t)
         # rows in ascending order (a scan of the counts when dense, cheaper than a sort): the
         # Adam pass then walks W, m, v forwards, which the hardware prefetchers follow
         if n_t * 8 > hi - lo:

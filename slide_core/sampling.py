@@ -176,15 +176,20 @@ def score_all(W, b, input_major, i_ids, i_vals, lo, cnt, i_dense, scores):
                 scores[a] += x * w[a]
     else:
         for a in range(width):
-            acc = np.float32(0.0)
-            w = W[a]
-            if i_dense:
-                for k in range(cnt):
-                    acc += w[k] * xv[k]
-            else:
-                for k in range(cnt):
-                    acc += w[xi[k]] * xv[k]
-            scores[a] += acc
+            scores[a] += _row_dot(W[a], xi, xv, cnt, i_dense)
+
+
+@jit_fast
+def _row_dot(w, xi, xv, cnt, i_dense):
+    """w . x for one neuron-major row w and a dense (xv) or sparse (xi, xv) input."""
+    acc = np.float32(0.0)
+    if i_dense:
+        for k in range(cnt):
+            acc += w[k] * xv[k]
+    else:
+        for k in range(cnt):
+            acc += w[xi[k]] * xv[k]
+    return acc
 
 
 @jit
@@ -220,15 +225,7 @@ def _pool_logits(W, b, i_ids, i_vals, lo, cnt, i_dense, pool, m, scores):
     xv = i_vals[lo:lo + cnt]
     for i in range(m):
         a = pool[i]
-        w = W[a]
-        acc = np.float32(0.0)
-        if i_dense:
-            for k in range(cnt):
-                acc += w[k] * xv[k]
-        else:
-            for k in range(cnt):
-                acc += w[xi[k]] * xv[k]
-        scores[i] = acc + b[a]
+        scores[i] = _row_dot(W[a], xi, xv, cnt, i_dense) + b[a]
 
 
 @jit
