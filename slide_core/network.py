@@ -91,7 +91,7 @@ class SlideNetwork:
         last = len(config.layers) - 1
         self.laws: list[TailLaw] = [
             make_law(cfg.tail_law if i == last else "uniform", cfg.width, self.label_counts,
-                     pad_target=cfg.sampled_target - cfg.chosen_limit if cfg.padding else 0)
+                     pad_target=max(0, cfg.sampled_target - cfg.chosen_limit))
             for i, cfg in enumerate(config.layers)]
         out = config.layers[last]
         self.shared_draws = draws_for(self.laws[last], min(out.shared_tail, out.width))
@@ -152,7 +152,7 @@ class SlideNetwork:
                 self._fold_stats(ws)
             self._ws = ws = make_workspace(self.config.layers, rows_alloc, max(room, ws.label_room if ws else 0),
                                            self.n_chunks, self.hfs, grouped=self.grouped,
-                                           pad_draws=self.laws[-1].pad_draws if self.laws[-1].law else 0,
+                                           pad_draws=self.laws[-1].pad_draws,
                                            shared_draws=self.shared_draws)
         return ws
 

@@ -64,7 +64,7 @@ class TailLaw(NamedTuple):
     accept: np.ndarray  # float64 (n,): draw slot j, keep it with probability accept[j] ... ; (1,) for uniform
     alias: np.ndarray  # int32 (n,): ... else take alias[j]; (1,) for uniform
     log1m_p: np.ndarray  # float64 (n,): log(1 - P(j)); (1,) for uniform (unused)
-    pad_draws: int  # the per-sample tail's draws: draws_for(its target) (uniform: the target itself)
+    pad_draws: int  # the per-sample tail's draws: draws_for(its target); 0 for uniform (it fills to the target exactly)
 
 
 def law_probabilities(law: str, n: int, label_counts: np.ndarray | None = None,
@@ -97,10 +97,11 @@ def law_probabilities(law: str, n: int, label_counts: np.ndarray | None = None,
 def make_law(law: str, n: int, label_counts: np.ndarray | None = None, distortion: float = 1.0,
              pad_target: int = 0) -> TailLaw:
     """The TailLaw the kernels take: the alias table and log(1 - P) built once, and the draws a
-    per-sample tail of pad_target distinct neurons (on average) takes."""
+    per-sample tail of pad_target distinct neurons (on average) takes (a frequency law only:
+    the uniform tail takes exactly its target, sampling.pad_random)."""
     if law == "uniform":
         one = np.zeros(1)
-        return TailLaw(UNIFORM, one, np.zeros(1, np.int32), one, int(pad_target))
+        return TailLaw(UNIFORM, one, np.zeros(1, np.int32), one, 0)
     p = law_probabilities(law, n, label_counts, distortion)
     accept, alias = _alias_table(p)
     log1m_p = np.log1p(-np.minimum(p, 1.0 - 1e-16))

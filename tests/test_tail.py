@@ -141,3 +141,22 @@ def test_layer_config_tail_options_are_checked():
         LayerConfig(100, sparsity=0.1, tail_law="zipf")
     with pytest.raises(ValueError, match="shared_tail"):
         LayerConfig(100, sparsity=0.1, padding=False, shared_tail=-1)
+
+
+@pytest.mark.parametrize("padding", [True, False])
+def test_random_control_samples_its_budget_by_law_with_or_without_padding(padding):
+    """strategy=random samples its whole budget per sample (LayerConfig.sampled_target) whether
+    `padding` is on or not: under a frequency law too, not only the uniform one."""
+    from experiments.data.csr import CSR
+    from slide_core import NetworkConfig, SlideNetwork
+
+    rng = np.random.default_rng(0)
+    x = CSR.from_rows([sorted(rng.choice(50, 5, replace=False).tolist()) for _ in range(16)], 50)
+    y = CSR.from_rows([[int(rng.integers(0, 400))] for _ in range(16)], 400)
+    out = LayerConfig(400, sparsity=0.1, strategy="random", padding=padding)
+    net = SlideNetwork(NetworkConfig(n_features=50, layers=(LayerConfig(16), out), lr=1e-2), seed=0,
+                       label_counts=np.arange(400, 0, -1))
+    net.train_batch(x, y)
+    st = net.stats()
+    assert net.laws[1].pad_draws >= out.budget
+    assert 0.5 * out.budget <= st["padding_out_mean"] <= net.laws[1].pad_draws

@@ -91,7 +91,7 @@ class SlideModel:
                 "slide.K": out.K, "slide.L": out.L,
                 "slide.expected_retrieved_at_init": round(out.expected_retrieved, 1),
                 "slide.shared_tail": min(out.shared_tail, out.width), "slide.shared_tail_draws": self.net.shared_draws,
-                "slide.padding_draws": self.net.laws[-1].pad_draws if out.padding and out.tail_law != "uniform" else 0}
+                "slide.padding_draws": self.net.laws[-1].pad_draws}
 
     # -- the Model protocol -----------------------------------------------------------------
     def warmup(self, x: CSR, y: CSR) -> None:
