@@ -6,8 +6,14 @@ BIN := $(VENV)/bin
 # tensorflow-cpu by default; on a GPU box: `make run TF=gpu` (tensorflow[and-cuda]). Never both.
 TF ?= cpu
 STAMP := $(VENV)/.installed-$(TF)
+# The other flavour, removed before this one is installed: both provide the `tensorflow` module,
+# and pip would otherwise leave the first one beside the second in an existing .venv.
+OTHER_TF := $(if $(filter gpu,$(TF)),tensorflow-cpu,tensorflow)
 # The default sweep: every model on the default (synthetic) dataset, then the figures.
-RUN_ARGS ?= -m experiment=figure3
+# `make run REPEATS=3`: every job three times (seeds 0, 1, 2; the seed-0 runs of an earlier
+# `make run` are reused), figures with median curves and bands, speed-ups with intervals.
+REPEATS ?= 1
+RUN_ARGS ?= -m experiment=figure3 sweep.repeats=$(REPEATS)
 PYTEST_ARGS ?=
 
 .PHONY: run test install clean-venv
@@ -15,6 +21,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -m pip uninstall -y -q $(OTHER_TF) 2>/dev/null || true
 	$(BIN)/python -m pip install -e '.[$(TF),dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@

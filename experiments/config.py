@@ -34,6 +34,7 @@ class TrainConfig:
     threads: int = 2
     max_train_seconds: Optional[float] = None
     eval_every: int = 100
+    eval_every_s: Optional[float] = None
     eval_samples: int = 1000
     log_every: int = 10
     final_eval: bool = True
@@ -78,6 +79,7 @@ class PathsConfig:
 @dataclass
 class SweepConfig:
     skip_finished: bool = True  # a sweep's job whose config already has a FINISHED run is not run again
+    repeats: int = 1  # every job of a -m sweep runs with seeds 0..repeats-1 (conf/hydra/default.yaml)
 
 
 @dataclass

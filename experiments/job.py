@@ -47,8 +47,8 @@ from experiments.data.datasets import Dataset, load_dataset
 from experiments.evaluation import Evaluator
 from experiments.loop import LoopSettings, LoopState, train_and_evaluate
 from experiments.models.base import JobSkipped, ModelContext
-from experiments.resume import (CONFIG_HASH_TAG, Heartbeat, config_hash, end_dead_runs, finished_run,
-                                resumable_run, runs_of_config)
+from experiments.resume import (CONFIG_HASH_TAG, REPEAT_GROUP_TAG, Heartbeat, config_hash, end_dead_runs, finished_run,
+                                repeat_group, resumable_run, runs_of_config)
 from experiments.stopping import STOP_SIGNALS, JobInterrupted, StopSignals
 from experiments.sweep_run import parent_run_id
 from experiments.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode
@@ -127,7 +127,8 @@ def _train(cfg: DictConfig, tracker: Tracker, label: str, plan: CheckpointPlan, 
         subset = eval_subset(dataset.test.features.n_rows, cfg.train.eval_samples, cfg.seed)
         evaluator = Evaluator(dataset.test.features, dataset.test.labels, subset)
         settings = LoopSettings(epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, seed=cfg.seed,
-                                eval_every=cfg.train.eval_every, log_every=cfg.train.log_every,
+                                eval_every=cfg.train.eval_every, eval_every_s=cfg.train.eval_every_s,
+                                log_every=cfg.train.log_every,
                                 max_train_seconds=cfg.train.max_train_seconds,
                                 final_eval=cfg.train.final_eval)
         checkpoints = Checkpointer(plan.folder, plan.config_hash, tracker.run_id, cfg.train.checkpoint_every_s,
@@ -386,7 +387,7 @@ def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
         raise ValueError(f"train.resume must be one of {RESUME_MODES}, got {cfg.train.resume!r}")
     cfg_container = OmegaConf.to_container(cfg, resolve=True)
     digest = config_hash(cfg_container)
-    tags = {**base_tags(cfg, job), CONFIG_HASH_TAG: digest}
+    tags = {**base_tags(cfg, job), CONFIG_HASH_TAG: digest, REPEAT_GROUP_TAG: repeat_group(cfg_container)}
     experiment_id = ensure_store(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))
     client = MlflowClient(tracking_uri=cfg.tracking.uri)
     end_dead_runs(client, experiment_id, cfg.tracking.stale_after_s)
@@ -438,8 +439,8 @@ def _open_run(cfg: DictConfig, job: dict[str, Any], label: str, tags: dict[str, 
 
 def _join_sweep_tags(tags: dict[str, str]) -> dict[str, str]:
     """The tags that make an earlier run part of this sweep (its parent, sweep and job number),
-    so that this sweep's reports include it."""
-    keys = (MLFLOW_PARENT_RUN_ID, "sweep_id", "hydra_sweep_dir", "job_num")
+    so that this sweep's reports include it, and its repeat group (runs from before the tag)."""
+    keys = (MLFLOW_PARENT_RUN_ID, "sweep_id", "hydra_sweep_dir", "job_num", REPEAT_GROUP_TAG)
     return {k: tags[k] for k in keys if k in tags}
 
 

@@ -32,6 +32,13 @@ class LoopSettings:
     log_every: int
     max_train_seconds: float | None = None
     final_eval: bool = True
+    eval_every_s: float | None = None  # also evaluate when this much training clock passed
+
+    def eval_due(self, iteration: int, clock_s: float, last_eval_s: float) -> bool:
+        """Whether the step just done is an evaluation point: every eval_every iterations, and
+        once eval_every_s seconds of training clock passed since the last evaluation."""
+        by_time = self.eval_every_s is not None and clock_s - last_eval_s >= self.eval_every_s
+        return iteration % self.eval_every == 0 or by_time
 
 
 @dataclass
@@ -46,6 +53,7 @@ class LoopState:
     samples: int = 0
     train_s: float = 0.0  # the training clock
     last_eval_step: int = -1
+    last_eval_s: float = 0.0  # the training clock at the last evaluation
     loss_sum: float = 0.0  # train/loss and page faults per step since the last log point
     loss_count: int = 0
     faults_sum: float = 0.0
@@ -109,7 +117,7 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
                 metrics.update(eval_diagnostics(evaluator.subset_features, evaluator.subset_labels))
             metrics["eval/diagnostics_s"] = sw.seconds
         tracker.log_metrics(metrics, step=state.iteration)
-        state.last_eval_step = state.iteration
+        state.last_eval_step, state.last_eval_s = state.iteration, clock.seconds
         return scores["p_at_1"]
 
     def save_checkpoint() -> None:
@@ -134,7 +142,7 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
             tracker.log_metrics({"train/loss": loss_mean, "time/train_s": clock.seconds,
                                  "perf/samples_per_s": state.samples / max(clock.seconds, 1e-12),
                                  "perf/page_faults_per_step": faults_mean}, step=state.iteration)
-        if state.iteration % settings.eval_every == 0:
+        if settings.eval_due(state.iteration, clock.seconds, state.last_eval_s):
             p_at_1 = evaluate()
         progress.update(1, p_at_1=p_at_1, clock_s=clock.seconds, samples=state.samples)
 

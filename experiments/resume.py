@@ -35,6 +35,9 @@ from experiments.tracking import Tracker, with_retries
 log = logging.getLogger(__name__)
 
 CONFIG_HASH_TAG = "config_hash"
+# Repeats of a job: runs whose configs differ only in the seed share this tag (the reports draw
+# them as one median curve with a band and bootstrap their speed-ups).
+REPEAT_GROUP_TAG = "repeat_group"
 HEARTBEAT_TAG = "heartbeat"
 # where or how a job is recorded, not what it computes: left out of its identity
 _NOT_IDENTITY = {"paths", "tracking", "progress", "sweep"}
@@ -48,6 +51,11 @@ def config_hash(config: Mapping[str, Any]) -> str:
         kept["train"] = {k: v for k, v in kept["train"].items() if k not in _NOT_IDENTITY_TRAIN}
     text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def repeat_group(config: Mapping[str, Any]) -> str:
+    """config_hash of the config without its seed: the same for every repeat of a job."""
+    return config_hash({k: v for k, v in config.items() if k != "seed"})
 
 
 # -- heartbeats -----------------------------------------------------------------------------

@@ -14,7 +14,8 @@ other processes or on other machines).
 The report files go to the parent run, which the harness creates for every sweep
 (experiments/sweep_run.py) and ends after this callback: as artifacts at its root (Figure 3,
 the time-to-accuracy table, ...), next to the runs they describe, and the headline speed-ups
-(reports.table.headline_speedups) as its metrics, so that they show in the runs table on the
+(reports.table.headline_speedups, from the repeat summary: ratios of median times, with
+their bootstrap intervals where jobs were repeated) as its metrics, so that they show in the runs table on the
 sweep's row. Training runs stay exactly as their jobs ended them. A sweep without a parent run
 (the harness's sweep_run callback off) gets its files in the sweep folder only.
 
@@ -36,7 +37,7 @@ from omegaconf import DictConfig
 
 from reports.build import build
 from reports.load import experiment_id, get_client, sweep_run
-from reports.table import DEFAULT_FRACTIONS, headline_speedups
+from reports.table import DEFAULT_FRACTIONS, SUMMARY_STEM, headline_speedups
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ def log_to_sweep_run(client: MlflowClient, run_id: str,
     for paths in written.values():
         for path in paths:
             client.log_artifact(run_id, str(path))
-    table = next((p for p in written.get("table", []) if p.suffix == ".csv"), None)
-    metrics = headline_speedups(pd.read_csv(table)) if table is not None else {}
+    summary = next((p for p in written.get("table", []) if p.stem.endswith(SUMMARY_STEM)), None)
+    metrics = headline_speedups(pd.read_csv(summary)) if summary is not None else {}
     if metrics:
         now_ms = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, v, now_ms, 0) for k, v in metrics.items()])

@@ -42,7 +42,7 @@ SLIDE_KEYS: tuple[str, ...] = (
 )
 TAG_COLUMNS: tuple[str, ...] = (
     "model", "dataset", "device", "threads", "cpu_model", "gpu_model", "git_rev",
-    "hydra_sweep_dir", "sweep_id", "status", "skip_reason", "failure", "kind",
+    "hydra_sweep_dir", "sweep_id", "status", "skip_reason", "failure", "kind", "repeat_group",
 )
 # Params that are counts: parsed to nullable integers so they sort and plot as numbers.
 INT_PARAMS: tuple[str, ...] = (

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
 from reports.load import eval_points  # noqa: E402
+from reports.repeats import band_text, group_keys, median_band  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -158,23 +159,34 @@ def model_marker(model: str) -> str:
 def draw_curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, y: str,
                 linestyle: str | None = None, labelled: bool = True) -> int:
     """One line per run in the runs' order (colour and marker by model, shade and line style
-    by run); returns how many were drawn. ``linestyle`` overrides the per-run styles, for a
-    figure whose line style means something else (one quantity solid, another dashed);
-    ``labelled=False`` keeps the lines out of the legend (a second line of the same run)."""
+    by run); repeats of one job (reports.repeats) are one line instead, their median, over a
+    band of their spread. Returns how many lines were drawn. ``linestyle`` overrides the
+    per-run styles, for a figure whose line style means something else (one quantity solid,
+    another dashed); ``labelled=False`` keeps the lines out of the legend (a second line of
+    the same run)."""
     by_run = dict(tuple(points.groupby("run_id", sort=False)))
-    labels = curve_labels(runs)
     drawable = runs[runs["run_id"].isin(list(by_run))]  # dead runs take no shade or style
-    styles, colours = linestyles(drawable), run_colours(drawable)
-    drawn = 0
-    for rid, model in zip(runs["run_id"], runs["model"], strict=True):
-        curve = by_run.get(rid)
-        if curve is None or curve.empty:
+    groups = group_keys(drawable)
+    members = {key: list(ids) for key, ids in groups.index.to_series().groupby(groups.to_numpy(), sort=False)}
+    reps = drawable[~groups.duplicated().to_numpy()]  # one run stands for its group
+    labels, styles, colours = curve_labels(reps), linestyles(reps), run_colours(reps)
+    for rid, model in zip(reps["run_id"], reps["model"], strict=True):
+        ids = members[groups[rid]]
+        style = dict(color=colours[rid], linestyle=linestyle or styles[rid],
+                     marker=model_marker(model), markersize=4, linewidth=1.6, alpha=0.9)
+        label = labels[rid] if labelled else "_nolegend_"
+        curves = [(by_run[i][x].to_numpy(), by_run[i][y].to_numpy()) for i in ids]
+        band = median_band(curves) if len(ids) > 1 else None
+        if band is None or band.empty:  # one run, or repeats that share no x span
+            for (cx, cy), i in zip(curves, ids, strict=True):
+                ax.plot(cx, cy, label=label if i == rid else "_nolegend_", **style)
             continue
-        ax.plot(curve[x], curve[y], color=colours[rid], linestyle=linestyle or styles[rid],
-                marker=model_marker(model), markersize=4, linewidth=1.6, alpha=0.9,
-                label=labels[rid] if labelled else "_nolegend_")
-        drawn += 1
-    return drawn
+        if labelled:
+            label += f" (median of {len(ids)}, band: {band_text(len(ids))})"
+        ax.fill_between(band["x"], band["lo"], band["hi"], color=colours[rid], alpha=0.2,
+                        linewidth=0)
+        ax.plot(band["x"], band["median"], label=label, markevery=len(ids), **style)
+    return len(reps)
 
 
 def legend(ax: plt.Axes, n_curves: int, entries_from: plt.Axes | None = None) -> None:

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from reports.load import eval_points, finished, is_slide, last_logged
+from reports.repeats import N_BOOT, band_text, bootstrap_ratio, group_keys, median_with_misses
 
 logger = logging.getLogger(__name__)
 
@@ -103,16 +104,21 @@ def _problem(row: Mapping[str, object], keys: Sequence[str]) -> tuple:
 
 def targets_by_problem(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRACTIONS,
                        ) -> dict[tuple, dict[float, float]]:
-    """{problem: {fraction: fraction * best final P@1 over that problem's finished runs}};
-    a problem is the tuple of PROBLEM_KEYS values (those the runs have)."""
+    """{problem: {fraction: fraction * best final P@1 of that problem}}; a problem is the
+    tuple of PROBLEM_KEYS values (those the runs have). The best final P@1 is over the
+    finished runs' repeat groups (reports.repeats), each at its median: the best single run
+    of many repeats would raise the targets with the number of repeats."""
     done = finished(runs)
     if "final/p_at_1" not in done.columns or done.empty:
         return {}
     keys = problem_keys(done)
+    by_group: dict[tuple, list[float]] = {}
+    groups = done["run_id"].map(group_keys(done))
+    for row, group in zip(done.to_dict("records"), groups, strict=True):
+        by_group.setdefault((_problem(row, keys), group), []).append(row["final/p_at_1"])
     best: dict[tuple, float] = {}
-    for row in done.to_dict("records"):
-        value = row["final/p_at_1"]
-        key = _problem(row, keys)
+    for (key, _), values in by_group.items():
+        value = pd.Series(values, dtype="float64").median()  # NaN only if none logged it
         if not pd.isna(value) and value > best.get(key, -math.inf):
             best[key] = float(value)
     return {key: {f: f * b for f in fractions} for key, b in best.items()}
@@ -223,7 +229,93 @@ def time_to_accuracy_table(runs: pd.DataFrame, histories: pd.DataFrame,
     missing = {f"t@{pct_label(f)} {kind}": (np.nan if kind == "s" else False)
                for f in fractions for kind in ("s", "early") if f"t@{pct_label(f)} {kind}" not in table}
     table = _speedups(table.assign(**missing), fractions)
+    table = table.assign(group=table["run_id"].map(group_keys(done)))
     return table.sort_values([*MATCH_COLUMNS, "model", "run"], ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- repeats
+
+SUMMARY_KEYS: tuple[str, ...] = ("model", "run", "dataset", "labels", "features", "threads", "batch")
+CI_SUFFIXES: tuple[str, str] = (" lo95", " hi95")  # a speed-up's bootstrap interval columns
+BOUND_SUFFIX = " lower bound"  # where the baseline's median never reached the target
+SUMMARY_STEM = "_summary"  # time_to_accuracy_summary.csv: the repeat summary beside the table
+
+
+def _spread_columns(values: pd.Series, name: str) -> dict[str, float]:
+    """name (the median), name min, name max over a group's runs."""
+    return {name: values.median(), f"{name} min": values.min(), f"{name} max": values.max()}
+
+
+def _group_row(group: pd.DataFrame, fractions: Sequence[float]) -> dict[str, object]:
+    """One repeat group of the per-run table as one row: medians with min / max, the samples/s
+    spread (max - min over the median, in %: the run-to-run noise), and the median time to each
+    target counting a miss as longer than any time (median_with_misses), with how many reached."""
+    first = group.iloc[0]
+    row: dict[str, object] = {k: first[k] for k in SUMMARY_KEYS}
+    speed = group["samples/s"].astype("float64")
+    row |= {"runs": len(group), "band": band_text(len(group)),
+            **_spread_columns(group["final P@1"].astype("float64"), "final P@1"),
+            **_spread_columns(speed, "samples/s"),
+            "samples/s spread %": ((speed.max() - speed.min()) / speed.median() * 100.0
+                                   if len(group) > 1 else np.nan),
+            "train s": group["train s"].median(), "peak RSS MB": group["peak RSS MB"].median()}
+    for frac in fractions:
+        times = group[f"t@{pct_label(frac)} s"].astype("float64")
+        med = median_with_misses(times)
+        row |= {f"t@{pct_label(frac)} s": med if math.isfinite(med) else np.nan,
+                f"t@{pct_label(frac)} min": times.min(), f"t@{pct_label(frac)} max": times.max(),
+                f"t@{pct_label(frac)} reached": int(times.notna().sum())}
+    return row
+
+
+def _match_keys(frame: pd.DataFrame) -> pd.Series:
+    """The MATCH_COLUMNS of each row as one string (missing values equal each other)."""
+    return frame[list(MATCH_COLUMNS)].astype("string").fillna("<NA>").agg("|".join, axis=1)
+
+
+def _group_speedups(summary: pd.DataFrame, table: pd.DataFrame,
+                    fractions: Sequence[float]) -> pd.DataFrame:
+    """Per group and baseline b: 'speed-up vs b @f' = median time of b's runs / the group's
+    median time (misses count as longer than any time; NaN when either median missed), its
+    bootstrap interval (reports.repeats.bootstrap_ratio) in the ' lo95' / ' hi95' columns (NaN
+    when both sides are single runs), and in ' lower bound' b's median training time over the
+    group's median time where b's median missed and the group's did not. b's runs: every run
+    of model b with the same problem, threads and batch (MATCH_COLUMNS)."""
+    cols: dict[str, list[float]] = {}
+    keys = _match_keys(table)
+    groups = list(table.groupby("group", sort=False))
+    for base in [b for b in BASELINES if (table["model"] == b).any()]:
+        for frac in fractions:
+            t_col, name = f"t@{pct_label(frac)} s", f"speed-up vs {base} @{pct_label(frac)}"
+            values: list[tuple[float, float, float, float]] = []
+            for _, grp in groups:
+                ref = table[(table["model"] == base) & (keys == keys[grp.index[0]])]
+                ref_t = ref[t_col].to_numpy(dtype=np.float64)
+                mine = median_with_misses(grp[t_col])
+                ratio = median_with_misses(ref_t) / mine if ref_t.size else np.nan
+                bound = (ref["train s"].median() / mine if ref_t.size and math.isinf(ratio)
+                         else np.nan)
+                interval = bootstrap_ratio(ref_t, grp[t_col]) if ref_t.size else (np.nan, np.nan)
+                values.append((ratio if math.isfinite(ratio) and ratio > 0 else np.nan,
+                               *interval, bound))
+            point, lo, hi, bound = (list(v) for v in zip(*values, strict=True))
+            cols |= {name: point, name + CI_SUFFIXES[0]: lo, name + CI_SUFFIXES[1]: hi,
+                     name + BOUND_SUFFIX: bound}
+    return summary.assign(**cols)
+
+
+def repeat_summary(table: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                   ) -> pd.DataFrame:
+    """The per-run table (time_to_accuracy_table) with the repeats of each job pooled: one row
+    per repeat group (reports.repeats), in the table's order. A group of one run keeps that
+    run's numbers, so a sweep without repeats gives the per-run figures again."""
+    rows = [_group_row(grp, fractions) for _, grp in table.groupby("group", sort=False)]
+    summary = pd.DataFrame(rows, columns=None if rows else [*SUMMARY_KEYS, "runs"])
+    return _group_speedups(summary, table, fractions) if rows else summary
+
+
+def has_repeats(summary: pd.DataFrame) -> bool:
+    return bool(len(summary)) and bool((summary["runs"] > 1).any())
 
 
 def _metric_name(text: str) -> str:
@@ -235,11 +327,14 @@ def _metric_name(text: str) -> str:
 def headline_speedups(table: pd.DataFrame) -> dict[str, float]:
     """The measured speed-ups of every model that is not itself a baseline (SLIDE and its
     variants) against each baseline, as MLflow metrics of the sweep's parent run:
-    'speedup/<model>_vs_<baseline>_at_<pct>pct' (e.g. speedup/slide_vs_tf_cpu_at_75pct).
-    A model with several runs in the table (a sweep over threads or hash settings) gets one
-    metric per run, the run's name appended. Only measured ratios: no NaN, no '>x' bounds
-    (those stay in the markdown table)."""
-    speedup_cols = [c for c in table.columns if c.startswith("speed-up vs ")]
+    'speedup/<model>_vs_<baseline>_at_<pct>pct' (e.g. speedup/slide_vs_tf_cpu_at_75pct), from
+    the repeat summary (repeat_summary: the ratio of median times) or any table with the same
+    columns. Where the table has a bootstrap interval, its bounds follow as '.../ci95_lo' and
+    '.../ci95_hi'. A model with several rows (a sweep over threads or hash settings) gets one
+    metric per row, the row's run name appended. Only measured, finite values: no NaN, no '>x'
+    bounds (those stay in the markdown table)."""
+    speedup_cols = [c for c in table.columns if c.startswith("speed-up vs ")
+                    and not c.endswith((*CI_SUFFIXES, BOUND_SUFFIX))]
     rows = table[~table["model"].isin(BASELINES)]
     several = rows["model"].value_counts()
     metrics: dict[str, float] = {}
@@ -252,6 +347,10 @@ def headline_speedups(table: pd.DataFrame) -> dict[str, float]:
             key = f"speedup/{row['model']}_vs_{base}_at_{frac_text}"
             key += f"/{row['run']}" if several[row["model"]] > 1 else ""
             metrics[_metric_name(key)] = float(value)
+            for suffix, bound in zip(CI_SUFFIXES, ("ci95_lo", "ci95_hi"), strict=True):
+                limit = row.get(col + suffix, np.nan)
+                if not pd.isna(limit) and math.isfinite(float(limit)):
+                    metrics[_metric_name(f"{key}/{bound}")] = float(limit)
     return metrics
 
 
@@ -317,6 +416,88 @@ def _write_csv_and_markdown(table: pd.DataFrame, markdown: str, out_dir: Path,
     return [csv_path, md_path]
 
 
+def _with_range(median: float, lo: float, hi: float, digits: int = 3) -> str:
+    """'0.805 [0.801, 0.809]'; '—' for a missing median."""
+    if pd.isna(median):
+        return "—"
+    return f"{_fmt(median, digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
+
+
+def _interval_text(point: float, lo: float, hi: float, bound: float) -> str:
+    """'1.48x [1.31, 1.62]' (the bootstrap interval; ∞ where resamples never reached), '1.48x'
+    without one, '>20.0x' where the baseline's median never reached the target, else '—'."""
+    if pd.isna(point):
+        return f">{bound:.2f}x" if not pd.isna(bound) else "—"
+    if pd.isna(lo):
+        return f"{point:.2f}x"
+    upper = "∞)" if math.isinf(hi) else f"{hi:.2f}]"
+    return f"{point:.2f}x [{lo:.2f}, {upper}"
+
+
+def _summary_cells(summary: pd.DataFrame, fractions: Sequence[float]) -> pd.DataFrame:
+    """The repeat summary as text cells: medians with [min, max], misses counted."""
+    out = pd.DataFrame({"model": summary["model"], "runs": summary["runs"],
+                        "labels": summary["labels"], "threads": summary["threads"]})
+    out["final P@1"] = [_with_range(*v) for v in summary[
+        ["final P@1", "final P@1 min", "final P@1 max"]].itertuples(index=False)]
+    out["samples/s"] = [_fmt(m) + ("" if pd.isna(sp) else f" (±{sp / 2:.1f}%)") for m, sp in
+                        summary[["samples/s", "samples/s spread %"]].itertuples(index=False)]
+    for frac in fractions:
+        p = pct_label(frac)
+        cells = []
+        for med, lo, hi, hit, n in summary[[f"t@{p} s", f"t@{p} min", f"t@{p} max",
+                                            f"t@{p} reached", "runs"]].itertuples(index=False):
+            missed = f" ({hit}/{n} reached)" if hit < n else ""
+            cells.append(_with_range(med, lo, hi) + missed)
+        out[f"t@{p} s"] = cells
+    return out
+
+
+def _summary_speedup_cells(summary: pd.DataFrame) -> pd.DataFrame:
+    cells = {}
+    for col in [c for c in summary.columns if c.startswith("speed-up vs ")
+                and not c.endswith((*CI_SUFFIXES, BOUND_SUFFIX))]:
+        cells[col.removeprefix("speed-up ")] = [
+            _interval_text(*v) for v in summary[[col, *(col + s for s in CI_SUFFIXES),
+                                                 col + BOUND_SUFFIX]].itertuples(index=False)]
+    return summary[["model", "runs", "labels", "threads"]].assign(**cells)
+
+
+def noise_line(summary: pd.DataFrame) -> str:
+    """How far repeats of one job spread in samples/s and final P@1 (the largest spread)."""
+    rep = summary[summary["runs"] > 1]
+    speed = rep["samples/s spread %"].dropna()
+    p_spread = ((rep["final P@1 max"] - rep["final P@1 min"]) * 100.0).dropna()
+    parts = []
+    if len(speed):
+        parts.append(f"samples/s spread by up to {speed.max():.1f}% of its median "
+                     f"({rep.loc[speed.idxmax(), 'model']}; median over jobs {speed.median():.1f}%)")
+    if len(p_spread):
+        parts.append(f"final P@1 by up to {p_spread.max():.1f} points "
+                     f"({rep.loc[p_spread.idxmax(), 'model']})")
+    if not parts:
+        return "Run-to-run noise: the repeats logged no samples/s or final P@1."
+    return (f"Run-to-run noise: across the repeats of one job, {' and '.join(parts)}. A "
+            f"difference smaller than this is not one this sweep can show.")
+
+
+def repeats_markdown(summary: pd.DataFrame, fractions: Sequence[float]) -> list[str]:
+    """The markdown lines of the repeat summary: medians, speed-ups with intervals, noise."""
+    n = int(summary["runs"].max())
+    lines = [f"## Repeats (up to {n} runs per job; median [min, max])", "",
+             "Runs whose configs differ only in the seed are one job. Times: the median over "
+             "its runs, a run that never reached the target counting as longer than any time "
+             "(— when half or more missed); samples/s: median (± half its range, in %).", "",
+             _markdown(_summary_cells(summary, fractions)), "", noise_line(summary), "",
+             "### Speed-ups with 95% bootstrap intervals", "",
+             f"Median baseline time / median time; in brackets the 2.5 and 97.5 percentiles of "
+             f"that ratio over {N_BOOT:,} resamples of each model's runs (resampled "
+             f"independently; ∞: in some resamples the baseline's median never reached the "
+             f"target). '>x': the baseline's median never reached it (bound from its training "
+             f"time).", "", _markdown(_summary_speedup_cells(summary)), ""]
+    return lines
+
+
 def dead_runs_lines(runs: pd.DataFrame) -> list[str]:
     """'run: status: reason' for every run that is not finished."""
     dead = runs[runs["status"] != "finished"]
@@ -335,8 +516,8 @@ def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
                      "false), so no times to accuracy; throughput and memory are still below.")
     for key, tgs in targets.items():
         desc = ", ".join(f"{pct_label(f)} = {t:.4f}" for f, t in tgs.items())
-        lines.append(f"Targets for {problem_text(key, runs)} (fractions of the best final P@1): "
-                     f"{desc}.")
+        lines.append(f"Targets for {problem_text(key, runs)} (fractions of the best final P@1; "
+                     f"of repeated jobs, their median): {desc}.")
     lines.append(f"Times are training-clock seconds (time/train_s) at which eval/p_at_1 first "
                  f"reached the target, method: {method}"
                  + (" (linear between the eval points around the crossing)." if method == "interpolate"
@@ -348,8 +529,11 @@ def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
                      "by the retrieved neurons. '—' for models that do not log them (and lift for "
                      "the random control, which retrieves nothing).")
     lines.append("")
+    summary = repeat_summary(table, fractions)
+    if has_repeats(summary):
+        lines += [*repeats_markdown(summary, fractions), "## Every run", ""]
     main_cols = [c for c in table.columns if not c.startswith("speed-up")
-                 and not c.endswith(" early") and c not in ("run_id", "features")]
+                 and not c.endswith(" early") and c not in ("run_id", "features", "group")]
     lines += [_markdown(_star_early(table)[main_cols]), ""]
     if any(table[c].fillna(False).astype(bool).any() for c in table.columns if c.endswith(" early")):
         lines += ["\\* reached by the first evaluation after training started: the time mostly "
@@ -368,9 +552,13 @@ def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
 def write_table(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
                 fractions: Sequence[float] = DEFAULT_FRACTIONS, method: str = "interpolate",
                 stem: str = "time_to_accuracy") -> list[Path]:
-    """Writes <stem>.csv and <stem>.md into out_dir; returns their paths."""
+    """Writes <stem>.csv (one row per run), <stem>_summary.csv (one row per job, its repeats
+    pooled: repeat_summary) and <stem>.md into out_dir; returns their paths."""
     table = time_to_accuracy_table(runs, histories, fractions, method)
-    return _write_csv_and_markdown(table, to_markdown(table, runs, fractions, method), out_dir, stem)
+    paths = _write_csv_and_markdown(table, to_markdown(table, runs, fractions, method), out_dir, stem)
+    summary_path = Path(out_dir) / f"{stem}{SUMMARY_STEM}.csv"
+    repeat_summary(table, fractions).to_csv(summary_path, index=False)
+    return [*paths, summary_path]
 
 
 # ----------------------------------------------------------------------------- trade-off

@@ -37,6 +37,7 @@ class FakeRun:
     budget: int = 50  # slide.budget: active neurons per row besides the labels
     recall_max: float = 0.8  # top-100 recall the tables approach during training
     sparsity: str | None = None  # model.params.sparsity as logged; None: budget / n_labels
+    repeat_group: str = ""  # the harness's tag for runs that differ only in the seed; "": none
 
     def clock(self, step: int) -> float:
         return step * self.batch / self.samples_per_s
@@ -152,7 +153,8 @@ def log_fake_run(client: MlflowClient, exp_id: str, run: FakeRun, sweep_id: str,
     client.log_batch(rid, metrics=_metrics(run),
                      params=_params(run.model, run.dataset, run.threads, run.n_labels, run.batch,
                                     _slide_params(run)),
-                     tags=_tags(run.model, run.dataset, run.threads, sweep_id, "finished", job, {}))
+                     tags=_tags(run.model, run.dataset, run.threads, sweep_id, "finished", job,
+                                {"repeat_group": run.repeat_group} if run.repeat_group else {}))
     client.set_terminated(rid, "FINISHED")
     return rid
 

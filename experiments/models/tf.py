@@ -2,7 +2,7 @@
 
     tf_cpu      TFSoftmaxModel(ctx, device="cpu")   full softmax, oneDNN, XLA by default
     tf_gpu      TFSoftmaxModel(ctx, device="gpu")   the same on /GPU:0; JobSkipped without a GPU
-    tf_sampled  TFSampledSoftmaxModel(ctx, ...)     TF's sampled softmax (log-uniform), XLA, full-softmax eval
+    tf_sampled  TFSampledSoftmaxModel(ctx, ...)     TF's sampled softmax (log-uniform by frequency rank), XLA, full-softmax eval
 
 TensorFlow is imported inside __init__ only, after the thread pools are chosen, so importing
 this module (as Hydra's instantiate does) costs nothing and the SLIDE path never loads TF. The
