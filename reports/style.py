@@ -167,7 +167,7 @@ def draw_curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, 
     by_run = dict(tuple(points.groupby("run_id", sort=False)))
     drawable = runs[runs["run_id"].isin(list(by_run))]  # dead runs take no shade or style
     groups = group_keys(drawable)
-    members = {key: list(ids) for key, ids in groups.index.to_series().groupby(groups.to_numpy(), sort=False)}
+    members = groups.groupby(groups, sort=False).groups  # group key -> its run ids, in order
     reps = drawable[~groups.duplicated().to_numpy()]  # one run stands for its group
     labels, styles, colours = curve_labels(reps), linestyles(reps), run_colours(reps)
     for rid, model in zip(reps["run_id"], reps["model"], strict=True):
