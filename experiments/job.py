@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import getpass
 import inspect
 import json
 import logging
@@ -36,8 +37,9 @@ from typing import Any
 import numpy as np
 from hydra.utils import get_class, instantiate
 from mlflow.tracking import MlflowClient
+from mlflow.utils.credentials import read_mlflow_creds
 from mlflow.utils.mlflow_tags import (MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE,
-                                      MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE)
+                                      MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER)
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.checkpoints import Checkpointer, checkpoint_folder, load_latest
@@ -344,11 +346,13 @@ def _end_dead_child(tracker: Tracker, label: str, exitcode: int | None) -> str:
 
 
 def source_tags(root: str | os.PathLike) -> dict[str, str]:
-    """The code a run comes from: our git_rev ('-dirty' when the work tree has changes) and
-    MLflow's own source tags, which fill the UI's Source column (MLflow's fluent API sets
-    them; the client's create_run, which the harness uses, does not)."""
+    """The code a run comes from and who ran it: our git_rev ('-dirty' when the work tree has
+    changes) and MLflow's own source and user tags, which fill the UI's Source and User columns
+    (MLflow's fluent API sets them; the client's create_run, which the harness uses, does not).
+    The user is the tracking server's login when there is one, else the OS user."""
     revision = git_revision(root)
-    return {"git_rev": revision, MLFLOW_SOURCE_TYPE: "LOCAL",
+    return {"git_rev": revision, MLFLOW_USER: read_mlflow_creds().username or getpass.getuser(),
+            MLFLOW_SOURCE_TYPE: "LOCAL",
             MLFLOW_SOURCE_NAME: str(Path(root) / "run.py"),
             MLFLOW_GIT_COMMIT: revision.removesuffix("-dirty")}
 

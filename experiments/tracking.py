@@ -23,7 +23,9 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.credentials import read_mlflow_creds
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from experiments.data.datasets import DataInput, Dataset
@@ -40,6 +42,34 @@ MODEL_TRAINING_KIND = "custom_model_development"
 _MAX_METRICS_PER_BATCH = 1000
 _MAX_PARAMS_PER_BATCH = 100
 _MAX_PARAM_CHARS = 6000
+
+
+class TrackingAccessError(RuntimeError):
+    """The tracking server does not know who we are (HTTP 401) or does not let us do what a job
+    needs (HTTP 403): raised before any training, with what to do about it."""
+
+
+@contextlib.contextmanager
+def explained_access(uri: str, experiment: str, action: str) -> Iterator[None]:
+    """Turn a server's 401 / 403 during `action` into a TrackingAccessError saying which
+    credentials were sent and where they come from (MLflow's MLFLOW_TRACKING_USERNAME /
+    MLFLOW_TRACKING_PASSWORD, else ~/.mlflow/credentials)."""
+    try:
+        yield
+    except MlflowException as error:
+        if error.error_code not in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            raise
+        user = read_mlflow_creds().username
+        if error.error_code == "UNAUTHENTICATED":
+            who = f"user {user!r}" if user else "no credentials"
+            message = (f"the tracking server {uri} refused the login ({who}, HTTP 401): set "
+                       "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or write them to "
+                       "~/.mlflow/credentials (README, \"A shared tracking server\")")
+        else:
+            message = (f"the tracking server {uri} let user {user!r} in but not {action} in experiment "
+                       f"{experiment!r} (HTTP 403): ask its admin for EDIT on it "
+                       f"(scripts/tracking_users.py grant {user or 'USER'} EDIT)")
+        raise TrackingAccessError(message) from None
 
 
 def with_retries(call, *args, attempts: int = 12, **kwargs):
@@ -78,6 +108,11 @@ def ensure_store(uri: str, experiment: str, artifact_root: str | None = None) ->
     if db is not None:
         with sqlite3.connect(db) as con:
             con.execute("PRAGMA journal_mode=WAL")
+    with explained_access(uri, experiment, "create the experiment"):
+        return _ensure_experiment(client, experiment, artifact_root)
+
+
+def _ensure_experiment(client: MlflowClient, experiment: str, artifact_root: str | None) -> str:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         try:
@@ -129,7 +164,8 @@ class Tracker:
               artifact_root: str | None = None, **kwargs) -> "Tracker":
         experiment_id = ensure_store(uri, experiment, artifact_root)
         client = MlflowClient(tracking_uri=uri)
-        run = with_retries(client.create_run, experiment_id, run_name=run_name, tags=dict(tags))
+        with explained_access(uri, experiment, "create runs"):
+            run = with_retries(client.create_run, experiment_id, run_name=run_name, tags=dict(tags))
         return cls(client, run.info.run_id, **kwargs)
 
     @classmethod

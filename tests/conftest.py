@@ -23,10 +23,12 @@ def mlflow_uri(tmp_path) -> str:
 
 
 def run_cli(args: list[str], tmp_path: Path, timeout: float = 600,
-            tracking_uri: str | None = None) -> subprocess.CompletedProcess:
+            tracking_uri: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run `python run.py ARGS` as a user would, with every output, store and cache under
-    tmp_path. Without tracking_uri, runs go to tmp_path/mlflow.db."""
-    env = dict(os.environ)
+    tmp_path. Without tracking_uri, runs go to tmp_path/mlflow.db. `env`: variables to set
+    (a value None removes one)."""
+    env = {**os.environ, **(env or {})}
+    env = {k: v for k, v in env.items() if v is not None}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     tracking = [f"tracking.uri={tracking_uri}"] if tracking_uri else [
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts"]
