@@ -40,6 +40,9 @@ def main(cfg: DictConfig) -> str:
         "sweep_id": hc.sweep.dir if multirun else hc.runtime.output_dir,
         "output_dir": hc.runtime.output_dir,
         "multirun": multirun,  # a job of a sweep: its run is a child of the sweep's run
+        # the folders that hold this project's sweep and run folders: the only places a path
+        # read back from a run's tags may point into (experiments.checkpoints)
+        "owned_roots": [str(Path(str(hc.sweep.dir)).parent), str(Path(str(hc.run.dir)).parent)],
     }
     return run_job(cfg, job)
 

@@ -15,13 +15,13 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from experiments.job import STATUS_FILE, source_tags
 from experiments.resume import Heartbeat, end_dead_runs
-from experiments.sweep_run import end_at_exit, end_sweep_run, start_sweep_run, ui_link
+from experiments.sweep_run import end_at_exit, end_sweep_run, hold_sweep_folder, start_sweep_run, ui_link
 from experiments.sysinfo import machine_tags
-from experiments.tracking import Tracker, ensure_store
+from experiments.tracking import Tracker, ensure_store, refuse_sqlite_on_network_fs
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,9 @@ class TrackingStoreCallback(Callback):
     a fresh sqlite store at the same time race in its schema migration (docs/pitfalls.md, MLflow)."""
 
     def _prepare(self, config: DictConfig) -> None:
+        launcher = OmegaConf.select(config, "hydra.launcher._target_", default="") or ""
+        if launcher.endswith("SlurmLauncher"):  # jobs on the cluster's nodes
+            refuse_sqlite_on_network_fs(config.tracking.uri, launcher.rsplit(".", 1)[-1])
         ensure_store(config.tracking.uri, config.tracking.experiment, config.tracking.artifact_root)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -54,17 +57,20 @@ class SweepRunCallback(Callback):
     def __init__(self) -> None:
         self.tracker: Tracker | None = None
         self.heartbeat: Heartbeat | None = None
+        self.folder_lock: int | None = None
 
     def __getstate__(self) -> dict:
         """Launchers that run jobs in other processes (joblib) pickle Hydra's callbacks with
-        them: the heartbeat's thread stays here, in the sweep's process."""
-        return {**self.__dict__, "heartbeat": None}
+        them: the heartbeat's thread and the folder's lock stay here, in the sweep's process."""
+        return {**self.__dict__, "heartbeat": None, "folder_lock": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.folder_lock = hold_sweep_folder(config.hydra.sweep.dir)  # before anything is written there
         tags = {**source_tags(config.paths.root), **machine_tags()}
         experiment_id = ensure_store(config.tracking.uri, config.tracking.experiment, config.tracking.artifact_root)
         # runs (this sweep's jobs among them) left RUNNING by a killed earlier sweep
-        end_dead_runs(MlflowClient(tracking_uri=config.tracking.uri), experiment_id, config.tracking.stale_after_s)
+        end_dead_runs(MlflowClient(tracking_uri=config.tracking.uri), experiment_id, config.tracking.stale_after_s,
+                      config.tracking.heartbeat_every_s)
         self.tracker = start_sweep_run(config, tags)
         end_at_exit(self.tracker)  # ends it KILLED if the sweep never reaches on_multirun_end
         self.heartbeat = Heartbeat(self.tracker.client, self.tracker.run_id, config.tracking.heartbeat_every_s).start()
@@ -77,6 +83,9 @@ class SweepRunCallback(Callback):
             self.heartbeat.stop()
         statuses = [s["status"] for s in _collect_statuses(Path(config.hydra.sweep.dir))]
         end_sweep_run(self.tracker, statuses)
+        if self.folder_lock is not None:
+            os.close(self.folder_lock)
+            self.folder_lock = None
         experiment_id = self.tracker.client.get_run(self.tracker.run_id).info.experiment_id
         print(f"MLflow: {ui_link(str(config.tracking.uri), experiment_id)}", flush=True)  # user-facing
 

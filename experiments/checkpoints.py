@@ -22,7 +22,7 @@ import re
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -39,6 +39,39 @@ class CheckpointError(Exception):
 
 def checkpoint_folder(sweep_dir: str | os.PathLike, run_id: str) -> Path:
     return Path(sweep_dir) / "checkpoints" / run_id
+
+
+def owned_checkpoint_folder(tagged: str | None, run_id: str, sweep_dir: str | os.PathLike,
+                            roots: Sequence[str | os.PathLike]) -> Path:
+    """Where a continued run's checkpoints are read, written and pruned. The folder its tag
+    (written by an earlier job, but readable and writable by anyone with access to the store)
+    names is used only when it is a checkpoint folder of this very run, <folder>/checkpoints/<run
+    id>, where <folder> is a Hydra sweep or run folder (it holds multirun.yaml or .hydra/) inside
+    one of `roots` (the folders that hold this project's sweep and run folders), also after
+    resolving links and '..'; otherwise this job's own folder for the run, and a warning."""
+    own = checkpoint_folder(sweep_dir, run_id)
+    if not tagged:
+        return own
+    path = Path(tagged)
+    home = path.parent.parent
+    if (path.is_absolute() and path.name == run_id and path.parent.name == "checkpoints"
+            and any(_resolves_inside(home, Path(root)) for root in roots)
+            and ((home / "multirun.yaml").is_file() or (home / ".hydra").is_dir())):
+        return path
+    log.warning("run %s: its checkpoint_dir tag (%s) is not a checkpoint folder of this run in a sweep or run "
+                "folder under %s: refused; using %s", run_id, tagged, " or ".join(dict.fromkeys(map(str, roots))), own)
+    return own
+
+
+def _resolves_inside(path: Path, root: Path) -> bool:
+    """`path` lies under `root`, also after resolving links and '..', and its checkpoints
+    folder is no link out of it."""
+    try:
+        resolved, home = path.resolve(), root.resolve()
+        links = (path / "checkpoints").is_symlink()
+    except OSError:
+        return False
+    return resolved.is_relative_to(home) and resolved != home and not links
 
 
 def list_checkpoints(folder: str | os.PathLike) -> list[Path]:

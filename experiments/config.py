@@ -64,7 +64,9 @@ class TrackingConfig:
     # 150 s job, each a few milliseconds of CPU (experiments.tracking.Tracker.system_metrics).
     system_metrics_every_s: Optional[float] = 10.0
     heartbeat_every_s: Optional[float] = 60.0  # experiments.resume: a RUNNING run's process is alive
-    stale_after_s: float = 900.0  # a heartbeat from another host older than this: the process is gone
+    # a heartbeat from another host (or not verifiable here) older than this makes its run a
+    # suspect, ended once its heartbeat stayed unchanged for 2 x heartbeat_every_s + 5 s
+    stale_after_s: float = 900.0
 
 
 @dataclass

@@ -42,15 +42,15 @@ from mlflow.utils.mlflow_tags import (MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, M
                                       MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER)
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.checkpoints import Checkpointer, checkpoint_folder, load_latest
+from experiments.checkpoints import Checkpointer, checkpoint_folder, load_latest, owned_checkpoint_folder
 from experiments.clock import Stopwatch
 from experiments.data.batching import eval_subset
 from experiments.data.datasets import Dataset, load_dataset
 from experiments.evaluation import Evaluator
 from experiments.loop import LoopSettings, LoopState, train_and_evaluate
 from experiments.models.base import JobSkipped, ModelContext
-from experiments.resume import (CONFIG_HASH_TAG, REPEAT_GROUP_TAG, Heartbeat, config_hash, end_dead_runs, finished_run,
-                                repeat_group, resumable_run, runs_of_config)
+from experiments.resume import (CONFIG_HASH_TAG, REPEAT_GROUP_TAG, Heartbeat, claim_resume, config_hash, end_dead_runs,
+                                finished_run, repeat_group, resumable_run, runs_of_config)
 from experiments.stopping import STOP_SIGNALS, JobInterrupted, StopSignals
 from experiments.sweep_run import parent_run_id
 from experiments.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode
@@ -154,7 +154,8 @@ def _restore(model, plan: CheckpointPlan, tracker: Tracker, label: str) -> LoopS
     log.info("%s resumes from %s (iteration %d, %.1f s of training) in %.2f s", label, meta["path"],
              state.iteration, state.train_s, restore.seconds)
     previous = tracker.client.get_run(tracker.run_id).data.tags.get("resumes", "0")
-    tracker.set_tags({"resumes": str(int(previous) + 1), "resumed_from": meta["path"]})
+    count = int(previous) if previous.isdigit() else 0  # a tag anyone could have written
+    tracker.set_tags({"resumes": str(count + 1), "resumed_from": meta["path"]})
     tracker.log_metrics({"checkpoint/restore_s": restore.seconds}, step=state.iteration)
     return state
 
@@ -394,12 +395,14 @@ def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
     tags = {**base_tags(cfg, job), CONFIG_HASH_TAG: digest, REPEAT_GROUP_TAG: repeat_group(cfg_container)}
     experiment_id = ensure_store(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))
     client = MlflowClient(tracking_uri=cfg.tracking.uri)
-    end_dead_runs(client, experiment_id, cfg.tracking.stale_after_s)
+    end_dead_runs(client, experiment_id, cfg.tracking.stale_after_s, cfg.tracking.heartbeat_every_s)
     previous = runs_of_config(client, experiment_id, digest)
     done = finished_run(previous) if job.get("multirun") and cfg.sweep.skip_finished else None
     if done is not None:
         return _reuse_finished(client, done, tags, label, output_dir)
     stopped = resumable_run(previous) if cfg.train.resume == "auto" else None
+    if stopped is not None and not claim_resume(client, stopped):
+        return _leave_to_lease_holder(stopped, label, output_dir)
     tracker, plan = _open_run(cfg, job, label, tags, stopped)
     status = "failed"
     try:
@@ -429,7 +432,8 @@ def _open_run(cfg: DictConfig, job: dict[str, Any], label: str, tags: dict[str, 
     options = dict(flush_every_s=cfg.tracking.flush_every_s, system_metrics_every_s=cfg.tracking.system_metrics_every_s)
     if stopped is not None:
         tracker = Tracker.attach(cfg.tracking.uri, stopped.info.run_id, resumed=True, **options)
-        folder = stopped.data.tags.get(CHECKPOINT_DIR_TAG) or str(checkpoint_folder(job["sweep_id"], tracker.run_id))
+        folder = str(owned_checkpoint_folder(stopped.data.tags.get(CHECKPOINT_DIR_TAG), tracker.run_id,
+                                             job["sweep_id"], job.get("owned_roots") or [Path(job["sweep_id"]).parent]))
         log.info("%s: continuing run %s (stopped before its end) from %s", label, tracker.run_id, folder)
         tracker.set_tags(_join_sweep_tags(tags))
     else:
@@ -446,6 +450,15 @@ def _join_sweep_tags(tags: dict[str, str]) -> dict[str, str]:
     so that this sweep's reports include it, and its repeat group (runs from before the tag)."""
     keys = (MLFLOW_PARENT_RUN_ID, "sweep_id", "hydra_sweep_dir", "job_num", REPEAT_GROUP_TAG)
     return {k: tags[k] for k in keys if k in tags}
+
+
+def _leave_to_lease_holder(run, label: str, output_dir: Path) -> str:
+    """Another job (another sweep of the same config) took the lease to continue `run`
+    (experiments.resume): this one does not train it a second time."""
+    log.warning("%s: run %s is being continued by another job (it holds the run's resume lease): skipped here",
+                label, run.info.run_id)
+    _write_status(output_dir, "skipped", run.info.run_id, label, reused=True)
+    return "skipped"
 
 
 def _reuse_finished(client: MlflowClient, run, tags: dict[str, str], label: str, output_dir: Path) -> str:

@@ -26,8 +26,11 @@ Status of the parent at the end of the sweep:
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import logging
+import os
+import socket
 from pathlib import Path
 from typing import Sequence
 
@@ -46,6 +49,32 @@ UI_TRAINING_VIEW = "?workflowType=machine_learning"
 LOCAL_UI = "http://127.0.0.1:5000"  # where the README's `mlflow ui` command serves a local store
 PARENT_RUN_FILE = "mlflow_parent_run.json"  # in the sweep folder: {"run_id", "uri", "experiment"}
 SWEEP_KIND = "sweep"  # tag kind=sweep marks a parent run (reports.load skips it as a result)
+SWEEP_LOCK_FILE = "sweep.lock"  # in the sweep folder: held (flock) by the sweep's launching process
+
+
+class SweepFolderBusy(RuntimeError):
+    """Another live sweep holds the sweep folder."""
+
+
+def hold_sweep_folder(sweep_dir: str | Path) -> int:
+    """Lock the sweep folder for this sweep (an exclusive flock on SWEEP_LOCK_FILE, released by
+    the kernel when the process ends, however it ends); returns the descriptor to keep open.
+    Two sweeps in one folder would overwrite each other's parent-run file and status files and
+    mix their reports: the second is refused here, before it creates anything."""
+    folder = Path(sweep_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / SWEEP_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace") or "unknown"
+        os.close(fd)
+        raise SweepFolderBusy(f"sweep folder {folder} is in use by another sweep that is still running ({holder}); "
+                              "every sweep needs its own folder: the default name has a random suffix, a "
+                              "hydra.sweep.dir given by hand must differ") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+    return fd
 
 
 def preset_name(config: DictConfig) -> str | None:

@@ -12,6 +12,7 @@ from MLflow's system-metrics collector (a run's "System metrics" charts).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import sqlite3
@@ -92,24 +93,88 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
 
 
-def ensure_store(uri: str, experiment: str, artifact_root: str | None = None) -> str:
-    """Create (or migrate) the store and the experiment once, before any job logs to it.
+# network filesystems on which sqlite's locking cannot be trusted (sqlite.org/useovernet.html)
+NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs",
+                       "fuse.glusterfs", "fuse.sshfs", "fuse.cephfs", "afs", "9p", "ocfs2", "gfs2", "panfs", "wekafs"}
 
-    Two processes creating a fresh sqlite store at once race in MLflow's schema migration
-    (docs/pitfalls.md, MLflow), so a parallel sweep calls this in the launching process first. On
-    sqlite the database is switched to WAL journaling: cheaper commits, and readers never block
-    writers.
+
+def filesystem_type(path: str | Path, mounts: str = "/proc/mounts") -> str | None:
+    """The type of the filesystem that holds `path` (its longest mount point prefix)."""
+    target = Path(path).resolve()
+    best, best_type = -1, None
+    try:
+        lines = Path(mounts).read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = Path(fields[1].replace("\\040", " "))
+        if target.is_relative_to(point) and len(point.parts) > best:
+            best, best_type = len(point.parts), fields[2]
+    return best_type
+
+
+def refuse_sqlite_on_network_fs(uri: str, launcher: str) -> None:
+    """A sqlite store on a network filesystem, written by jobs on several nodes, corrupts or
+    deadlocks (its locks do not hold there): refused for a cluster launcher, with what to use."""
+    db = _sqlite_path(uri)
+    if db is None:
+        return
+    kind = filesystem_type(db.parent)
+    if kind in NETWORK_FILESYSTEMS:
+        raise RuntimeError(f"tracking.uri={uri} is a sqlite file on a network filesystem ({kind}), and the "
+                           f"{launcher} launcher runs jobs on several nodes that would all write it: sqlite's "
+                           "locks do not hold there. Use a tracking server (tracking=server, "
+                           "scripts/tracking_server.sh; README, \"A shared tracking server\").")
+
+
+@contextlib.contextmanager
+def _schema_lock(uri: str) -> Iterator[None]:
+    """Serialise store creation between processes, also of different sweeps: two processes
+    creating a fresh store at once race in MLflow's schema migration (docs/pitfalls.md, MLflow).
+    sqlite: an flock beside the file; PostgreSQL: an advisory lock; a tracking server creates
+    its own schema when it starts."""
+    db = _sqlite_path(uri)
+    if db is not None:
+        with open(db.with_name(db.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield  # the lock goes with the file's closing
+        return
+    if uri.startswith("postgresql"):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(uri)
+        try:
+            with engine.connect() as con:
+                con.execute(sqlalchemy.text("SELECT pg_advisory_lock(hashtext('slide-bench schema'))"))
+                try:
+                    yield
+                finally:
+                    con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(hashtext('slide-bench schema'))"))
+        finally:
+            engine.dispose()
+        return
+    yield
+
+
+def ensure_store(uri: str, experiment: str, artifact_root: str | None = None) -> str:
+    """Create (or migrate) the store and the experiment once, before any job logs to it, under
+    a lock between processes (_schema_lock). On sqlite the database is switched to WAL
+    journaling: cheaper commits, and readers never block writers.
     Returns the experiment id.
     """
     db = _sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri=uri)
-    if db is not None:
-        with sqlite3.connect(db) as con:
-            con.execute("PRAGMA journal_mode=WAL")
-    with explained_access(uri, experiment, "create the experiment"):
-        return _ensure_experiment(client, experiment, artifact_root)
+    with _schema_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        if db is not None:
+            with sqlite3.connect(db) as con:
+                con.execute("PRAGMA journal_mode=WAL")
+        with explained_access(uri, experiment, "create the experiment"):
+            return _ensure_experiment(client, experiment, artifact_root)
 
 
 def _ensure_experiment(client: MlflowClient, experiment: str, artifact_root: str | None) -> str:

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from experiments.checkpoints import (CheckpointError, Checkpointer, list_checkpoints, load_latest, prune,
                                      read_checkpoint, write_checkpoint)
-from experiments.resume import HEARTBEAT_TAG, config_hash, end_dead_runs, process_gone
+from experiments.resume import HEARTBEAT_TAG, config_hash, end_dead_runs, heartbeat_token, local_verdict
 from experiments.tracking import Tracker, ensure_store
 from tests.conftest import ROOT, job_runs, run_cli, sweep_runs
 
@@ -303,23 +303,28 @@ def test_runs_whose_process_is_gone_are_ended_killed(tmp_path):
     gone.wait()
     me = psutil.Process()
     host = os.uname().nodename
+
+    def beat(pid, started, at, where=host):
+        return {"host": where, "pid": pid, "started": started, "at": at, "token": heartbeat_token(where, pid, started)}
+
     beats = {
-        "dead here": {"host": host, "pid": gone.pid, "started": gone_started, "at": time.time()},
-        "alive here": {"host": host, "pid": me.pid, "started": me.create_time(), "at": time.time() - 10_000},
-        "pid reused": {"host": host, "pid": me.pid, "started": me.create_time() - 100, "at": time.time()},
-        "old elsewhere": {"host": "elsewhere", "pid": 1, "started": 0, "at": time.time() - 1000},
-        "fresh elsewhere": {"host": "elsewhere", "pid": 1, "started": 0, "at": time.time() - 10},
+        "dead here": beat(gone.pid, gone_started, time.time()),
+        "alive here": beat(me.pid, me.create_time(), time.time() - 10_000),
+        "pid reused": beat(me.pid, me.create_time() - 100, time.time()),
+        "old elsewhere": beat(1, 0, time.time() - 1000, "elsewhere"),
+        "fresh elsewhere": beat(1, 0, time.time() - 10, "elsewhere"),
     }
     ids = {}
-    for name, beat in beats.items():
-        tracker = Tracker.start(uri, "e", run_name=name, tags={HEARTBEAT_TAG: json.dumps(beat)})
+    for name, value in beats.items():
+        tracker = Tracker.start(uri, "e", run_name=name, tags={HEARTBEAT_TAG: json.dumps(value)})
         ids[name] = tracker.run_id
     no_beat = Tracker.start(uri, "e", run_name="older version", tags={}).run_id
-    ended = end_dead_runs(MlflowClient(tracking_uri=uri), experiment_id, stale_after_s=600)
+    ended = end_dead_runs(MlflowClient(tracking_uri=uri), experiment_id, stale_after_s=600, heartbeat_every_s=0)
     assert sorted(ended) == sorted(ids[n] for n in ("dead here", "pid reused", "old elsewhere"))
     client = MlflowClient(tracking_uri=uri)
     for name, run_id in {**ids, "older version": no_beat}.items():
         run = client.get_run(run_id)
         assert (run.info.status == "KILLED") == (run_id in ended), name
     assert "process" in client.get_run(ids["dead here"]).data.tags["mlflow.note.content"]
-    assert process_gone(beats["old elsewhere"], stale_after_s=600)
+    assert local_verdict(beats["dead here"]) is True and local_verdict(beats["alive here"]) is False
+    assert local_verdict(beats["old elsewhere"]) is None  # not this host's to judge
