@@ -196,3 +196,43 @@ def test_numpy_dense_lazy_adam_leaves_rows_a_later_batch_does_not_touch(adam):
                  for a, b in ((model.weights, W), (model.adam.m, m), (model.adam.v, v))]
     assert all(unchanged) if adam == "lazy" else not any(unchanged)
     assert not np.array_equal(model.weights[0][[3, 4, 5]], W[[3, 4, 5]])  # the second batch's rows moved
+
+
+# -- progress ------------------------------------------------------------------------------------
+def test_progress_prints_plain_lines_when_not_on_a_terminal():
+    import io
+
+    from experiments.progress import JobProgress
+
+    log_file = io.StringIO()  # a SLURM log file: no terminal
+    progress = JobProgress(total=100, label="slide/x/0", stream=log_file, plain_every_s=3600)
+    for i in range(50):
+        progress.update(1, p_at_1=0.5 if i == 10 else None, clock_s=1.0 + i, samples=128 * (i + 1))
+    assert log_file.getvalue() == ""  # nothing before the interval: no redraws
+    progress.close()
+    (line,) = log_file.getvalue().splitlines()
+    assert line.startswith("slide/x/0: 50/100 it (50%)") and "ETA" in line and "P@1 0.500" in line
+    assert "\r" not in log_file.getvalue()
+
+    every = io.StringIO()
+    progress = JobProgress(total=10, label="j", stream=every, plain_every_s=0.0)
+    for _ in range(3):
+        progress.update(1, p_at_1=None, clock_s=1.0, samples=1)
+    progress.close()
+    assert len(every.getvalue().splitlines()) == 4
+
+
+def test_progress_draws_a_bar_on_a_terminal():
+    import io
+
+    from experiments.progress import JobProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    progress = JobProgress(total=10, label="j", stream=screen, plain_every_s=0.0)
+    progress.update(5, p_at_1=None, clock_s=1.0, samples=1)
+    progress.close()
+    assert "\r" in screen.getvalue() and "ETA" not in screen.getvalue()
