@@ -3,9 +3,11 @@ and cache lives under pytest's tmp_path."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -84,3 +86,60 @@ def tracking_server(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# -- the shared tracking server (scripts/tracking_server.sh) --------------------------------
+ADMIN = ("admin", "admin-secret-0123456789")
+WRITER = ("alice", "alice-secret-0123456789")
+READER = ("rita", "rita-secret-0123456789")
+
+
+def _postgres_missing() -> str | None:
+    if shutil.which("initdb") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        return None
+    return "PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run installs it)"
+
+
+def as_user(user: tuple[str, str] | None) -> dict[str, str | None]:
+    """A client's credentials in MLflow's standard variables (None: none). Tests also set HOME
+    to their tmp_path, so that no ~/.mlflow/credentials of the machine is sent."""
+    name, password = user if user else (None, None)
+    return {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": password}
+
+
+@pytest.fixture(scope="module")
+def auth_server():
+    """scripts/tracking_server.sh start on a free loopback port; an EDIT and a READ user."""
+    reason = _postgres_missing()
+    if reason:
+        pytest.skip(reason)
+    # not under pytest's tmp folders (0700): as root the cluster belongs to `postgres`, who must
+    # pass through every folder above it
+    folder = Path(tempfile.mkdtemp(prefix="slide-bench-server-"))
+    folder.chmod(0o755)
+    port = _free_port()
+    env = {**os.environ, "TRACKING_SERVER_DIR": str(folder / "server"), "MLFLOW_SERVER_PORT": str(port),
+           "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1], "MLFLOW_BIN": str(Path(sys.executable).parent / "mlflow")}
+    script = str(ROOT / "scripts" / "tracking_server.sh")
+    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=300)
+    assert started.returncode == 0, started.stdout + started.stderr
+    uri = f"http://127.0.0.1:{port}"
+    users = str(ROOT / "scripts" / "tracking_users.py")
+    admin_env = {**env, "MLFLOW_TRACKING_USERNAME": ADMIN[0], "MLFLOW_TRACKING_PASSWORD": ADMIN[1]}
+    try:
+        for (name, password), permission in ((WRITER, "EDIT"), (READER, "READ")):
+            for command in (["add", name], ["grant", name, permission]):
+                done = subprocess.run([sys.executable, users, "--uri", uri, *command], capture_output=True, text=True,
+                                      env={**admin_env, "NEW_USER_PASSWORD": password}, timeout=120)
+                assert done.returncode == 0, done.stderr
+        yield uri
+    finally:
+        subprocess.run([script, "stop"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def admin_client(auth_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+    return MlflowClient(tracking_uri=auth_server)

@@ -11,9 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 

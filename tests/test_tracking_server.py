@@ -4,76 +4,16 @@ log to it with credentials; without them, or with a user who may only read, the 
 fails before any training and the store is unchanged."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, _free_port, job_runs, run_cli, sweep_runs
+from tests.conftest import READER, WRITER, as_user, job_runs, run_cli, sweep_runs
 
 pytestmark = pytest.mark.slow
 
 TINY = ["dataset=synthetic_tiny", "train.eval_every=5", "train.log_every=1", "train.eval_samples=100",
         "train.epochs=1", "train.threads=1"]
-ADMIN = ("admin", "admin-secret-0123456789")
-WRITER = ("alice", "alice-secret-0123456789")
-READER = ("rita", "rita-secret-0123456789")
-
-
-def _postgres_missing() -> str | None:
-    if shutil.which("initdb") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        return None
-    return "PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run installs it)"
-
-
-def as_user(user: tuple[str, str] | None) -> dict[str, str | None]:
-    """Environment for a client: MLflow's standard variables, and a HOME without
-    ~/.mlflow/credentials, so that only what the test sets is sent."""
-    name, password = user if user else (None, None)
-    return {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": password}
-
-
-@pytest.fixture(scope="module")
-def auth_server():
-    """scripts/tracking_server.sh start on a free loopback port; an EDIT and a READ user."""
-    reason = _postgres_missing()
-    if reason:
-        pytest.skip(reason)
-    # not under pytest's tmp folders (0700): as root the cluster belongs to `postgres`, who must
-    # pass through every folder above it
-    folder = Path(tempfile.mkdtemp(prefix="slide-bench-server-"))
-    folder.chmod(0o755)
-    port = _free_port()
-    env = {**os.environ, "TRACKING_SERVER_DIR": str(folder / "server"), "MLFLOW_SERVER_PORT": str(port),
-           "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1], "MLFLOW_BIN": str(Path(sys.executable).parent / "mlflow")}
-    script = str(ROOT / "scripts" / "tracking_server.sh")
-    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=300)
-    assert started.returncode == 0, started.stdout + started.stderr
-    uri = f"http://127.0.0.1:{port}"
-    users = str(ROOT / "scripts" / "tracking_users.py")
-    admin_env = {**env, "MLFLOW_TRACKING_USERNAME": ADMIN[0], "MLFLOW_TRACKING_PASSWORD": ADMIN[1]}
-    try:
-        for (name, password), permission in ((WRITER, "EDIT"), (READER, "READ")):
-            for command in (["add", name], ["grant", name, permission]):
-                done = subprocess.run([sys.executable, users, "--uri", uri, *command], capture_output=True, text=True,
-                                      env={**admin_env, "NEW_USER_PASSWORD": password}, timeout=120)
-                assert done.returncode == 0, done.stderr
-        yield uri
-    finally:
-        subprocess.run([script, "stop"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def admin_client(auth_server, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
-    return MlflowClient(tracking_uri=auth_server)
 
 
 def all_runs(client: MlflowClient) -> set[str]:
