@@ -16,6 +16,7 @@
 #   MLFLOW_SERVER_HOST    address to bind (default 127.0.0.1: this machine only; see README,
 #                         "A shared tracking server", for TLS in front before opening it up)
 #   MLFLOW_SERVER_PORT    (default 5000)
+#   MLFLOW_SERVER_ALLOWED_HOSTS   MLflow's own: the Host names the server answers (default: localhost)
 #   TRACKING_DB_URI       an existing PostgreSQL database for the runs, e.g.
 #                         postgresql://mlflow:PW@db-host/mlflow; TRACKING_AUTH_DB_URI likewise for
 #                         users and permissions. Without them a private PostgreSQL cluster is made

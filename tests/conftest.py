@@ -107,9 +107,10 @@ def as_user(user: tuple[str, str] | None) -> dict[str, str | None]:
     return {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": password}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def auth_server():
-    """scripts/tracking_server.sh start on a free loopback port; an EDIT and a READ user."""
+    """scripts/tracking_server.sh start on a free loopback port; an EDIT and a READ user. One per
+    test session (a start takes ~15 s); tests tell their runs apart by sweep folder."""
     reason = _postgres_missing()
     if reason:
         pytest.skip(reason)
