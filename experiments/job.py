@@ -54,7 +54,7 @@ from experiments.resume import (CONFIG_HASH_TAG, REPEAT_GROUP_TAG, Heartbeat, cl
 from experiments.stopping import STOP_SIGNALS, JobInterrupted, StopSignals
 from experiments.sweep_run import parent_run_id
 from experiments.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode
-from experiments.tracking import Tracker, ensure_store, flatten
+from experiments.tracking import Tracker, ensure_store, flatten, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -384,7 +384,7 @@ def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
 
     Which run it logs to (experiments.resume): in a sweep, a FINISHED run of the same config
     is reused instead (sweep.skip_finished); a KILLED one is continued from its checkpoint
-    (train.resume=auto); else a new run."""
+    (train.resume=auto) by the job that wins its resume lease (the others skip); else a new run."""
     label = f"{cfg.model.name}/{cfg.dataset.name}/{job['num']}"
     output_dir = Path(job["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -403,7 +403,12 @@ def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
     stopped = resumable_run(previous) if cfg.train.resume == "auto" else None
     if stopped is not None and not claim_resume(client, stopped):
         return _leave_to_lease_holder(stopped, label, output_dir)
-    tracker, plan = _open_run(cfg, job, label, tags, stopped)
+    try:
+        tracker, plan = _open_run(cfg, job, label, tags, stopped)
+    except BaseException:
+        if stopped is not None:  # lease taken but the run not reopened: stop it anew (a new lease)
+            with_retries(client.set_terminated, stopped.info.run_id, status="KILLED")
+        raise
     status = "failed"
     try:
         if not tracker.resumed:
