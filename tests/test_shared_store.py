@@ -217,3 +217,21 @@ def test_sqlite_on_a_network_filesystem_is_refused_for_slurm(tmp_path, monkeypat
         refuse_sqlite_on_network_fs(f"sqlite:///{tmp_path}/nfs/project/mlflow.db", "SlurmLauncher")
     refuse_sqlite_on_network_fs(f"sqlite:///{tmp_path}/local/mlflow.db", "SlurmLauncher")
     refuse_sqlite_on_network_fs("http://host:5000", "SlurmLauncher")
+
+
+def test_the_slurm_sweep_refuses_sqlite_on_nfs_before_creating_the_store(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from experiments.callbacks import TrackingStoreCallback
+
+    monkeypatch.setattr("experiments.tracking.filesystem_type", lambda path: "nfs4")
+    db = tmp_path / "mlflow.db"
+    config = OmegaConf.create({
+        "tracking": {"uri": f"sqlite:///{db}", "experiment": "e", "artifact_root": None},
+        "hydra": {"launcher": {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"}}})
+    with pytest.raises(RuntimeError, match="SlurmLauncher"):
+        TrackingStoreCallback().on_multirun_start(config)
+    assert not db.exists()
+    config.hydra.launcher._target_ = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    TrackingStoreCallback().on_multirun_start(config)  # one machine: sqlite is fine
+    assert db.exists()
