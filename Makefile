@@ -16,7 +16,7 @@ REPEATS ?= 1
 RUN_ARGS ?= -m experiment=figure3 sweep.repeats=$(REPEATS)
 PYTEST_ARGS ?=
 
-.PHONY: run test install clean-venv
+.PHONY: run test test-fast lint install clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python run.py $(RUN_ARGS)
 
+# The whole suite (what CI runs): ~35 min on 2 cores.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Everything but the end-to-end runs marked slow: under 2 minutes, for every edit.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 clean-venv:
 	rm -rf $(VENV)

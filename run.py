@@ -7,7 +7,8 @@
 The process exits non-zero when any job of the run or sweep failed (its MLflow run is FAILED
 with the traceback as an artifact; the other jobs still ran), and with 128 + the signal number
 when SIGTERM / Ctrl-C stopped it (the job checkpointed, its run is KILLED; running the same
-command again continues it: experiments.resume).
+command again continues it: experiments.resume), and with 2 when the tracking server refused
+the login or a write (nothing was trained; the message says what to set).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from experiments import callbacks  # noqa: E402
 from experiments.config import register_configs  # noqa: E402
 from experiments.job import run_job  # noqa: E402
 from experiments.stopping import JobInterrupted  # noqa: E402
+from experiments.tracking import exit_on_access_error  # noqa: E402
 
 register_configs()
 
@@ -44,7 +46,8 @@ def main(cfg: DictConfig) -> str:
         # read back from a run's tags may point into (experiments.checkpoints)
         "owned_roots": [str(Path(str(hc.sweep.dir)).parent), str(Path(str(hc.run.dir)).parent)],
     }
-    return run_job(cfg, job)
+    with exit_on_access_error():
+        return run_job(cfg, job)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from experiments.job import STATUS_FILE, source_tags
 from experiments.resume import Heartbeat, end_dead_runs
 from experiments.sweep_run import end_at_exit, end_sweep_run, hold_sweep_folder, start_sweep_run, ui_link
 from experiments.sysinfo import machine_tags
-from experiments.tracking import Tracker, ensure_store, refuse_sqlite_on_network_fs
+from experiments.tracking import Tracker, ensure_store, exit_on_access_error, refuse_sqlite_on_network_fs
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class TrackingStoreCallback(Callback):
         launcher = OmegaConf.select(config, "hydra.launcher._target_", default="") or ""
         if launcher.endswith("SlurmLauncher"):  # jobs on the cluster's nodes
             refuse_sqlite_on_network_fs(config.tracking.uri, launcher.rsplit(".", 1)[-1])
-        ensure_store(config.tracking.uri, config.tracking.experiment, config.tracking.artifact_root)
+        with exit_on_access_error():
+            ensure_store(config.tracking.uri, config.tracking.experiment, config.tracking.artifact_root)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._prepare(config)
@@ -71,7 +72,8 @@ class SweepRunCallback(Callback):
         # runs (this sweep's jobs among them) left RUNNING by a killed earlier sweep
         end_dead_runs(MlflowClient(tracking_uri=config.tracking.uri), experiment_id, config.tracking.stale_after_s,
                       config.tracking.heartbeat_every_s)
-        self.tracker = start_sweep_run(config, tags)
+        with exit_on_access_error():  # a user who may read but not write: refused here
+            self.tracker = start_sweep_run(config, tags)
         end_at_exit(self.tracker)  # ends it KILLED if the sweep never reaches on_multirun_end
         self.heartbeat = Heartbeat(self.tracker.client, self.tracker.run_id, config.tracking.heartbeat_every_s).start()
         log.info("sweep run %s (MLflow experiment %s)", self.tracker.run_id, config.tracking.experiment)

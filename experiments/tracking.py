@@ -73,6 +73,20 @@ def explained_access(uri: str, experiment: str, action: str) -> Iterator[None]:
         raise TrackingAccessError(message) from None
 
 
+ACCESS_EXIT_CODE = 2  # the command's exit status when the tracking server refuses us
+
+
+@contextlib.contextmanager
+def exit_on_access_error() -> Iterator[None]:
+    """A TrackingAccessError ends the whole command at once with its one-line message and exit
+    status ACCESS_EXIT_CODE (every other job would meet it too), not with a traceback."""
+    try:
+        yield
+    except TrackingAccessError as error:
+        log.error("%s", error)
+        raise SystemExit(ACCESS_EXIT_CODE) from None
+
+
 def with_retries(call, *args, attempts: int = 12, **kwargs):
     """Run a store call, retrying while a concurrent writer holds the sqlite lock (parallel
     sweeps: several jobs share one database file). Other errors propagate at once."""
@@ -86,6 +100,12 @@ def with_retries(call, *args, attempts: int = 12, **kwargs):
             log.debug("store busy, retrying in %.2f s", delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _duplicate_key(error: Exception) -> bool:
+    """A unique-key violation in the store (sqlite's or PostgreSQL's words for it)."""
+    text = str(error)
+    return "UNIQUE constraint failed" in text or "duplicate key value" in text or "IntegrityError" in text
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -269,7 +289,7 @@ class Tracker:
         that does not say where it came from."""
         inputs = dataset_inputs(dataset)
         if inputs:
-            with_retries(self.client.log_inputs, self.run_id, datasets=inputs)
+            log_inputs(self.client, self.run_id, inputs)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Buffered; written by flush()."""
@@ -338,6 +358,20 @@ class Tracker:
     # -- reading -------------------------------------------------------------------------
     def status(self) -> str:
         return self.client.get_run(self.run_id).info.status
+
+
+def log_inputs(client: MlflowClient, run_id: str, inputs: list[DatasetInput]) -> None:
+    """client.log_inputs, safe when several processes log the same new dataset at once: MLflow
+    looks a dataset up, then inserts it, so two jobs (parallel jobs, two sweeps) can collide on
+    its unique key; the loser's next try finds the winner's row and only links it to the run."""
+    for attempt in range(3):
+        try:
+            with_retries(client.log_inputs, run_id, datasets=inputs)
+            return
+        except MlflowException as error:
+            if not _duplicate_key(error) or attempt == 2:
+                raise
+            time.sleep(0.1)
 
 
 class _ShapedDataset(MetaDataset):

@@ -54,7 +54,7 @@ def test_no_or_wrong_credentials_fail_before_training_and_change_nothing(auth_se
     before = all_runs(admin_client)
     result = run_cli(["-m", "model=numpy_dense", "seed=0,1", "tracking=server", *TINY], tmp_path,
                      tracking_uri=auth_server, env={**as_user(user), "HOME": str(tmp_path)}, timeout=300)
-    assert result.returncode != 0
+    assert result.returncode == 2  # the access error's own status, before any job
     assert "refused the login" in result.stderr and "HTTP 401" in result.stderr, result.stderr[-2000:]
     assert all_runs(admin_client) == before
     assert not list(tmp_path.rglob("job_status.json"))  # no job started
@@ -64,7 +64,7 @@ def test_a_reader_cannot_write(auth_server, admin_client, tmp_path):
     before = all_runs(admin_client)
     result = run_cli(["-m", "model=numpy_dense", "seed=0", "tracking=server", *TINY], tmp_path,
                      tracking_uri=auth_server, env={**as_user(READER), "HOME": str(tmp_path)}, timeout=300)
-    assert result.returncode != 0
+    assert result.returncode == 2  # the access error's own status, before any job
     assert "HTTP 403" in result.stderr and "rita" in result.stderr, result.stderr[-2000:]
     assert all_runs(admin_client) == before
     assert not list(tmp_path.rglob("job_status.json"))
