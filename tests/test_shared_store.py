@@ -237,33 +237,37 @@ def test_the_slurm_sweep_refuses_sqlite_on_nfs_before_creating_the_store(tmp_pat
     assert db.exists()
 
 
-def _log_same_dataset(uri: str, barrier, results) -> None:
+def _log_same_datasets(uri: str, rounds: int, barrier, results) -> None:
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.entities import DatasetInput
 
     from experiments.tracking import _ShapedDataset, log_inputs
 
+    client = MlflowClient(tracking_uri=uri)
     run_id = Tracker.start(uri, "e", run_name="job", tags={}).run_id
-    entity = _ShapedDataset(CodeDatasetSource({"generator": "test"}), "synthetic", "d1", {"n": 1})._to_mlflow_entity()
-    barrier.wait()
-    try:
-        log_inputs(MlflowClient(tracking_uri=uri), run_id, [DatasetInput(entity)])
-        results.put("ok")
-    except Exception as error:  # what the race did before log_inputs retried
-        results.put(repr(error)[:300])
+    for round_ in range(rounds):  # each round every process logs the same new dataset at once
+        entity = _ShapedDataset(CodeDatasetSource({"generator": "test"}), "synthetic", f"d{round_}",
+                                {"n": 1})._to_mlflow_entity()
+        barrier.wait()
+        try:
+            log_inputs(client, run_id, [DatasetInput(entity)])
+            results.put("ok")
+        except Exception as error:  # what the race did before log_inputs retried
+            results.put(repr(error)[:300])
 
 
 def test_jobs_logging_the_same_new_dataset_at_once_all_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     ensure_store(uri, "e")
     context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(4), context.Queue()
-    loggers = [context.Process(target=_log_same_dataset, args=(uri, barrier, results)) for _ in range(4)]
+    barrier, results, rounds = context.Barrier(4), context.Queue(), 8
+    loggers = [context.Process(target=_log_same_datasets, args=(uri, rounds, barrier, results)) for _ in range(4)]
     for p in loggers:
         p.start()
+    outcomes = [results.get(timeout=120) for _ in range(4 * rounds)]
     for p in loggers:
-        p.join(timeout=120)
-    assert [results.get(timeout=10) for _ in loggers] == ["ok"] * 4
-    runs = MlflowClient(tracking_uri=uri).search_runs([MlflowClient(tracking_uri=uri).get_experiment_by_name("e")
-                                                      .experiment_id])
-    assert all(len(r.inputs.dataset_inputs) == 1 for r in runs)
+        p.join(timeout=60)
+    assert outcomes == ["ok"] * (4 * rounds), [o for o in outcomes if o != "ok"][:1]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("e").experiment_id])
+    assert len(runs) == 4 and all(len(r.inputs.dataset_inputs) == rounds for r in runs)
