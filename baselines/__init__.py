@@ -8,7 +8,8 @@ it. Modules:
     memory         estimate a dense model's memory and refuse it before building (no TF)
     devices        TF runtime setup: thread pools, visible GPUs and why there are none
     dense_softmax  sparse input -> ReLU hidden layers -> full softmax, fused Adam, top-k
-    sampled_softmax  the same network trained with TF's sampled softmax (negatives drawn log-uniformly by the labels' training frequency rank by default)
+    sampled_softmax  the same network trained with TF's sampled softmax (negatives drawn
+                     log-uniformly by the labels' training frequency rank by default)
 
 Nothing here imports `experiments`: batches arrive as (indptr, indices, data) arrays.
 """

@@ -130,7 +130,7 @@ def adam_bytes(net: SlideNetwork) -> tuple[list[int], float]:
     read and written per row (and the first layer's gradient rows, read and zeroed); dense
     Adam touches every row."""
     rows, total = [], 0.0
-    for i, p in enumerate(net.params):
+    for p in net.params:
         n = p.W.shape[0] if net.config.optimizer == "dense" else int(np.count_nonzero(p.row_stamp == net.step))
         arrays = 4 if p.gW.shape[0] == p.W.shape[0] else 3
         rows.append(n)

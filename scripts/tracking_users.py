@@ -22,10 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file, from anywhere
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # starlette's, at import of the auth client
-from mlflow.exceptions import MlflowException
-from mlflow.server import get_app_client
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.server import get_app_client  # noqa: E402
 
-from experiments.tracking import ensure_store
+from experiments.tracking import ensure_store  # noqa: E402
 
 PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
 

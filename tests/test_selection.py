@@ -136,7 +136,6 @@ def test_rerank_select_keeps_the_pool_neurons_with_the_largest_logits(dense_inpu
     for q in range(25):
         h = np.maximum(rng.normal(size=d), 0).astype(np.float32)
         ids = np.arange(d, dtype=np.int32) if dense_input else np.sort(rng.choice(40, d, replace=False)).astype(np.int32)
-        x = h if dense_input else np.zeros(40, np.float32)
         if not dense_input:
             W40 = np.zeros((N, 40), np.float32)
             W40[:, ids] = W

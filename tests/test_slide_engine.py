@@ -16,8 +16,8 @@ def learnable(n, n_feat=120, n_out=40, seed=0):
     """Label l owns features 3l..3l+2; each row shows 2 of them plus 1 noise feature."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, n_out, n)
-    xr = [sorted(set((3 * l + rng.choice(3, 2, replace=False)).tolist() + [int(rng.integers(n_feat))])) for l in labels]
-    return CSR.from_rows(xr, n_feat), CSR.from_rows([[int(l)] for l in labels], n_out)
+    xr = [sorted(set((3 * lab + rng.choice(3, 2, replace=False)).tolist() + [int(rng.integers(n_feat))])) for lab in labels]
+    return CSR.from_rows(xr, n_feat), CSR.from_rows([[int(lab)] for lab in labels], n_out)
 
 
 def train(threads, batches=60, seed=0):

@@ -32,12 +32,12 @@ def _worse(v1, d1, v2, d2):
 def _sift_down(hv, hi, n, i):
     """Restore the min-heap (root = worst kept entry) below position i."""
     while True:
-        l = 2 * i + 1
-        if l >= n:
+        left = 2 * i + 1
+        if left >= n:
             return
-        w = l
-        r = l + 1
-        if r < n and _worse(hv[r], hi[r], hv[l], hi[l]):
+        w = left
+        r = left + 1
+        if r < n and _worse(hv[r], hi[r], hv[left], hi[left]):
             w = r
         if _worse(hv[w], hi[w], hv[i], hi[i]):
             hv[i], hv[w] = hv[w], hv[i]
