@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from slide_core.inference import _fill_input, _hidden, dense_topk
+from slide_core.rng import PREDICT_STREAM
 from slide_core.workspace import make_workspace
 
 RECALL_KS = (10, 100)
@@ -47,8 +48,6 @@ def _softmax_mass(H: np.ndarray, W: np.ndarray, b: np.ndarray, ids, cnt) -> np.n
 def retrieval_quality(net, x_ptr, x_ids, x_vals, y_ptr=None, y_ids=None, ks=RECALL_KS) -> dict[str, float]:
     """Retrieval metrics of the output layer of SlideNetwork `net` on CSR rows x (and labels
     y, optional), as defined in the module docstring. Empty dict for a dense output layer."""
-    from slide_core.network import _PREDICT_STREAM
-
     layers = net.config.layers
     last = len(layers) - 1
     cfg = layers[last]
@@ -62,7 +61,7 @@ def retrieval_quality(net, x_ptr, x_ids, x_vals, y_ptr=None, y_ids=None, ks=RECA
     H = np.ascontiguousarray(_hidden(net, ws, x_ids, x_vals, rows))
     inp = ws.layers[last - 1].as_input(rows, True)
     no_labels = np.zeros(rows + 1, dtype=np.int64)
-    net._select(net.kernels, last, ws, inp, rows, False, no_labels, np.zeros(0, np.int32), _PREDICT_STREAM, False,
+    net._select(net.kernels, last, ws, inp, rows, False, no_labels, np.zeros(0, np.int32), PREDICT_STREAM, False,
                 sample=False)
     lw = ws.layers[last]
     ids, cnt = lw.ids[:rows], lw.cnt[:rows]

@@ -26,6 +26,8 @@ import numpy as np
 from numba import prange
 
 from slide_core._numba import jit, jit_parallel
+from slide_core.rng import PREDICT_STREAM
+from slide_core.workspace import make_workspace
 
 NEG = np.float32(-3.0e38)  # "no score yet": finite, so comparisons stay well-defined
 # Block shape measured at 670K labels x 128 hidden (benchmarks/bench_inference.py): 256 x 2048
@@ -225,8 +227,6 @@ def predict_dense(net, x_ptr, x_ids, x_vals, k: int, block_points: int = BLOCK_P
     step's forward kernel), then dense_topk over the output layer with net.threads workers."""
     from threadpoolctl import threadpool_limits
 
-    from slide_core.workspace import make_workspace
-
     n = len(x_ptr) - 1
     out = np.empty((n, k), dtype=np.int32)
     if n == 0:
@@ -249,8 +249,6 @@ def predict_dense(net, x_ptr, x_ids, x_vals, k: int, block_points: int = BLOCK_P
 
 
 def predict_lsh(net, x_ptr, x_ids, x_vals, k: int, block_points: int = BLOCK_POINTS) -> np.ndarray:
-    from slide_core.network import _PREDICT_STREAM
-
     n = len(x_ptr) - 1
     out = np.empty((n, k), dtype=np.int32)
     if n == 0:
@@ -271,7 +269,7 @@ def predict_lsh(net, x_ptr, x_ids, x_vals, k: int, block_points: int = BLOCK_POI
             lw = ws.layers[i]
             p = net.params[i]
             if not cfg.dense:
-                net._select(kern, i, ws, inp, rows, False, y_ptr[:rows + 1], y_ids, _PREDICT_STREAM + p0, False,
+                net._select(kern, i, ws, inp, rows, False, y_ptr[:rows + 1], y_ids, PREDICT_STREAM + p0, False,
                             sample=False)
             kern.forward(p, net.input_major(i), i < last, inp, lw.active(rows, cfg.dense), ws.n_chunks, lw.stats)
             inp = lw.as_input(rows, cfg.dense)

@@ -17,7 +17,9 @@ import numpy as np
 
 from slide_core import inference
 from slide_core.adam import DENSE, LAZY, UNTOUCHED, SharedGrad, adam_lr, adam_update
+from slide_core.checkpoint import load_network, save_network
 from slide_core.config import LayerConfig, NetworkConfig
+from slide_core.diagnostics import retrieval_quality
 from slide_core.hashing import HashFunctions, hash_rows, hash_rows_table_major, make_hash_functions
 from slide_core.layer import LayerParams, keras_weights, make_layer, neuron_rows, random_weights
 from slide_core.sampling import STRATEGY_CODES
@@ -34,7 +36,6 @@ from slide_core.workspace import Workspace, make_workspace
 log = logging.getLogger(__name__)
 
 TIMERS = ("hash_s", "tables_s", "forward_backward_s", "tail_s", "adam_s", "rehash_s")
-_PREDICT_STREAM = 1 << 62  # RNG stream of inference padding, apart from training batch ids
 _NO_SHARED = SharedSample(np.zeros(0, np.int32), np.zeros(0, np.float32), 0)
 
 
@@ -433,8 +434,6 @@ class SlideNetwork:
         optional): retrieved_mean, topk_recall_at_10/100, lift_at_10/100, label_recall,
         softmax_mass (slide_core.diagnostics). Computes every logit of x: call it on a few
         hundred held-out rows, outside any timed region."""
-        from slide_core.diagnostics import retrieval_quality
-
         x_ptr, x_ids, x_vals = _as_csr(x, "x", self.config.n_features)
         y_ptr = y_ids = None
         if y is not None:
@@ -498,12 +497,8 @@ class SlideNetwork:
 
     # ---------------------------------------------------------------- checkpoint
     def save(self, path) -> None:
-        from slide_core.checkpoint import save_network
-
         save_network(self, path)
 
     @classmethod
     def load(cls, path, threads: int | None = None) -> "SlideNetwork":
-        from slide_core.checkpoint import load_network
-
         return load_network(cls, path, threads)

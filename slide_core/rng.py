@@ -10,6 +10,10 @@ import numpy as np
 
 from slide_core._numba import jit
 
+# The stream of inference's random draws (padding of the retrieved sets), apart from every
+# training batch id, so that predicting never replays a training step's draws.
+PREDICT_STREAM = 1 << 62
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

@@ -87,6 +87,7 @@ def _running(uri: str, beat: dict) -> str:
     return Tracker.start(uri, "e", run_name="live", tags={HEARTBEAT_TAG: json.dumps(beat)}).run_id
 
 
+@pytest.mark.slow  # several processes, each importing MLflow
 @pytest.mark.parametrize("forged", ["another host, long ago", "this host, a dead pid, no valid token"])
 def test_a_forged_heartbeat_does_not_end_a_live_run(tmp_path, forged):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -106,6 +107,7 @@ def test_a_forged_heartbeat_does_not_end_a_live_run(tmp_path, forged):
     assert client.get_run(run_id).info.status == "RUNNING"
 
 
+@pytest.mark.slow  # several processes, each importing MLflow
 def test_a_silent_run_of_another_host_is_ended_after_the_watch(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     experiment_id = ensure_store(uri, "e")
@@ -124,6 +126,7 @@ def _claim(uri: str, run_id: str, barrier, results) -> None:
     results.put(claim_resume(client, run))
 
 
+@pytest.mark.slow  # several processes, each importing MLflow
 def test_exactly_one_process_gets_a_killed_runs_resume_lease(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     ensure_store(uri, "e")
@@ -145,6 +148,7 @@ def test_exactly_one_process_gets_a_killed_runs_resume_lease(tmp_path):
     assert claim_resume(client, client.get_run(tracker.run_id))
 
 
+@pytest.mark.slow  # several processes, each importing MLflow
 # -- sweep folders -------------------------------------------------------------------------------
 def test_a_sweep_folder_is_held_by_one_sweep_at_a_time(tmp_path):
     fd = hold_sweep_folder(tmp_path / "sweep")
@@ -194,6 +198,7 @@ def _create(uri: str, barrier) -> None:
     ensure_store(uri, "e")
 
 
+@pytest.mark.slow  # several processes, each importing MLflow
 def test_concurrent_processes_create_a_fresh_sqlite_store_safely(tmp_path):
     uri = f"sqlite:///{tmp_path}/fresh/mlflow.db"
     context = multiprocessing.get_context("spawn")
@@ -256,6 +261,7 @@ def _log_same_datasets(uri: str, rounds: int, barrier, results) -> None:
             results.put(repr(error)[:300])
 
 
+@pytest.mark.slow  # several processes, each importing MLflow
 def test_jobs_logging_the_same_new_dataset_at_once_all_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     ensure_store(uri, "e")
