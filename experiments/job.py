@@ -379,7 +379,7 @@ def base_tags(cfg: DictConfig, job: dict[str, Any]) -> dict[str, str]:
 
 def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
     """Run one job; returns its status. `job` carries what HydraConfig knows: num, sweep_id,
-    output_dir, multirun. Never raises for a failing model (the sweep goes on); a stop signal
+    output_dir, multirun, owned_roots (run.py). Never raises for a failing model (the sweep goes on); a stop signal
     (KeyboardInterrupt, JobInterrupted) does.
 
     Which run it logs to (experiments.resume): in a sweep, a FINISHED run of the same config
@@ -438,7 +438,7 @@ def _open_run(cfg: DictConfig, job: dict[str, Any], label: str, tags: dict[str, 
     if stopped is not None:
         tracker = Tracker.attach(cfg.tracking.uri, stopped.info.run_id, resumed=True, **options)
         folder = str(owned_checkpoint_folder(stopped.data.tags.get(CHECKPOINT_DIR_TAG), tracker.run_id,
-                                             job["sweep_id"], job.get("owned_roots") or [Path(job["sweep_id"]).parent]))
+                                             job["sweep_id"], job["owned_roots"]))
         log.info("%s: continuing run %s (stopped before its end) from %s", label, tracker.run_id, folder)
         tracker.set_tags(_join_sweep_tags(tags))
     else:

@@ -152,31 +152,17 @@ def refuse_sqlite_on_network_fs(uri: str, launcher: str) -> None:
 
 @contextlib.contextmanager
 def _schema_lock(uri: str) -> Iterator[None]:
-    """Serialise store creation between processes, also of different sweeps: two processes
-    creating a fresh store at once race in MLflow's schema migration (docs/pitfalls.md, MLflow).
-    sqlite: an flock beside the file; PostgreSQL: an advisory lock; a tracking server creates
-    its own schema when it starts."""
+    """Serialise creating a sqlite store between processes, also of different sweeps: two
+    processes creating a fresh store at once race in MLflow's schema migration
+    (docs/pitfalls.md, MLflow). An flock on a file beside the database; a tracking server
+    creates its own schema when it starts, so nothing is locked for it."""
     db = _sqlite_path(uri)
-    if db is not None:
-        with open(db.with_name(db.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield  # the lock goes with the file's closing
+    if db is None:
+        yield
         return
-    if uri.startswith("postgresql"):
-        import sqlalchemy
-
-        engine = sqlalchemy.create_engine(uri)
-        try:
-            with engine.connect() as con:
-                con.execute(sqlalchemy.text("SELECT pg_advisory_lock(hashtext('slide-bench schema'))"))
-                try:
-                    yield
-                finally:
-                    con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(hashtext('slide-bench schema'))"))
-        finally:
-            engine.dispose()
-        return
-    yield
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's closing
 
 
 def ensure_store(uri: str, experiment: str, artifact_root: str | None = None) -> str:
