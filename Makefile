@@ -13,7 +13,7 @@ OTHER_TF := $(if $(filter gpu,$(TF)),tensorflow-cpu,tensorflow)
 # `make run REPEATS=3`: every job three times (seeds 0, 1, 2; the seed-0 runs of an earlier
 # `make run` are reused), figures with median curves and bands, speed-ups with intervals.
 REPEATS ?= 1
-RUN_ARGS ?= -m experiment=figure3 sweep.repeats=$(REPEATS)
+RUN_ARGS ?= -m preset=figure3 sweep.repeats=$(REPEATS)
 PYTEST_ARGS ?=
 
 .PHONY: run test test-fast lint install clean-venv

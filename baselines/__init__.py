@@ -1,7 +1,7 @@
 """Dense TensorFlow baselines: full softmax and sampled softmax networks of the SLIDE shape.
 
 The only room that imports TensorFlow, and only lazily: importing `baselines` (or
-`baselines.packing` / `baselines.memory`) does not import TF, so the SLIDE path never pays for
+`baselines.padding` / `baselines.memory`) does not import TF, so the SLIDE path never pays for
 it. Modules:
 
     packing        CSR batch -> padded flat arrays (numpy only; stable shapes for tf.function/XLA)
@@ -11,5 +11,5 @@ it. Modules:
     sampled_softmax  the same network trained with TF's sampled softmax (negatives drawn
                      log-uniformly by the labels' training frequency rank by default)
 
-Nothing here imports `experiments`: batches arrive as (indptr, indices, data) arrays.
+Nothing here imports `harness`: batches arrive as (indptr, indices, data) arrays.
 """

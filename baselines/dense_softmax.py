@@ -26,7 +26,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from baselines.packing import PackedBatch, batch_sizes, next_capacity, pack_batch, pack_features
+from baselines.padding import PackedBatch, batch_sizes, next_capacity, pack_batch, pack_features
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ class DenseSoftmaxNet:
         return out, np.array(b, dtype=np.float32)
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """[(W (n_in, n_out), b)] in the layout of experiments.models.init."""
+        """[(W (n_in, n_out), b)] in the layout of harness.models.init."""
         out = []
         for i in range(0, len(self.variables), 2):
             w = self.variables[i].numpy()

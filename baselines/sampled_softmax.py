@@ -34,7 +34,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from baselines.dense_softmax import AdamConfig, DenseSoftmaxNet
-from baselines.packing import PackedBatch, next_capacity
+from baselines.padding import PackedBatch, next_capacity
 
 
 class Sample(NamedTuple):

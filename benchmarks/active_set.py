@@ -28,11 +28,11 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 
 from benchmarks.retrieval_anatomy import anatomy, format_anatomy, hidden_rows
-from experiments.data.batching import iterate_batches
-from experiments.data.datasets import load_dataset
-from experiments.evaluation import precision_at_k
-from experiments.models.base import ModelContext
-from experiments.models.init import initial_weights
+from harness.data.batching import iterate_batches
+from harness.data.datasets import load_dataset
+from harness.evaluation import precision_at_k
+from harness.models.base import ModelContext
+from harness.models.init import initial_weights
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def dataset_config(name: str):
     """The composed `dataset` group of conf/ (paths resolved as run.py resolves them)."""
     os.environ.setdefault("SLIDE_BENCH_ROOT", str(ROOT))
-    from experiments.config import register_configs
+    from harness.config import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -64,7 +64,7 @@ class DenseModel:
     """numpy_dense behind SlideNetwork's train_batch / predict_topk / stats names."""
 
     def __init__(self, ctx: ModelContext):
-        from experiments.models.numpy_dense import NumpyDenseModel
+        from harness.models.numpy_dense import NumpyDenseModel
 
         self.model = NumpyDenseModel(ctx)
 

@@ -1,4 +1,4 @@
-"""Size, write and read seconds of a job checkpoint (experiments.checkpoints) at a real shape.
+"""Size, write and read seconds of a job checkpoint (harness.job_state) at a real shape.
 
 Builds the model as a job would (conf/model/<model>.yaml's params, the default Amazon-670K
 shape 135,909 -> 128 -> 670,091), trains a few steps on synthetic batches so that the Adam
@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.bench_tf import synthetic_csr  # noqa: E402
-from experiments.sysinfo import peak_rss_mb  # noqa: E402
+from harness.sysinfo import peak_rss_mb  # noqa: E402
 
 
 def build(model_name: str, ctx):
@@ -52,8 +52,8 @@ def run_one(a) -> dict:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     from omegaconf import OmegaConf
 
-    from experiments.checkpoints import Checkpointer, load_latest
-    from experiments.models.base import ModelContext
+    from harness.job_state import Checkpointer, load_latest
+    from harness.models.base import ModelContext
 
     every_s = OmegaConf.load(ROOT / "conf" / "config.yaml").train.checkpoint_every_s
     ctx = ModelContext(n_features=a.features, n_labels=a.labels, hidden=(a.hidden,), lr=1e-3, seed=0,
@@ -116,7 +116,7 @@ def stop_a_job(a) -> dict:
             job.send_signal(signal.SIGTERM)
             code = job.wait(timeout=600)
             stop_s = time.perf_counter() - sent
-        saved = [line for line in log_path.read_text().splitlines() if "experiments.checkpoints" in line]
+        saved = [line for line in log_path.read_text().splitlines() if "harness.job_state" in line]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {"model": a.model, "dataset": "synthetic_amazon", "threads": a.threads, "sigterm_after_s": a.sigterm_after,

@@ -20,7 +20,7 @@ import time
 import numba
 import numpy as np
 
-from experiments.sysinfo import peak_rss_mb
+from harness.sysinfo import peak_rss_mb
 from slide_core._numba import jit
 from slide_core.hashing import hash_dense_into, hash_rows, hash_rows_table_major, make_hash_functions, scratch_sizes
 from slide_core.sampling import STAMP_STRIDE, count_select, union_select

@@ -6,7 +6,7 @@ scale (670,091 labels, hidden 128) and at 67K labels, with 1 and 2 threads, medi
     python benchmarks/bench_inference.py --tf --points 2048 --labels 670091
         # the TF adapter's evaluation: TF's own matmul + top_k (DenseSoftmaxNet.predict_topk)
         # vs TF hidden activations + dense_topk (TFSoftmaxModel.predict_topk), 1024-row chunks
-        # as experiments.evaluation.Evaluator calls it; extrapolated to 10k points
+        # as harness.evaluation.Evaluator calls it; extrapolated to 10k points
 
 Random weights and activations (ranking cost does not depend on the values beyond how often
 the k-th score changes, which is rare either way). Variants are compared within one run
@@ -61,9 +61,9 @@ def main() -> None:
 
 def bench_tf(a) -> None:
     from baselines.devices import configure_threads
-    from experiments.data.csr import CSR
-    from experiments.models.base import ModelContext
-    from experiments.models.tf import TFSoftmaxModel
+    from harness.data.csr import CSR
+    from harness.models.base import ModelContext
+    from harness.models.tf import TFSoftmaxModel
 
     threads = max(map(int, a.threads.split(",")))
     configure_threads(threads, threads)

@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from experiments.data.cache import load_xmc_cached
-from experiments.data.synthetic import SyntheticSpec, generate
-from experiments.data.xmc import read_xmc, write_xmc
+from harness.data.cache import load_xmc_cached
+from harness.data.synthetic import SyntheticSpec, generate
+from harness.data.xmc import read_xmc, write_xmc
 
 AMAZON_TRAIN_MB = 500.0  # the real train.txt is about this size
 BYTES_PER_ROW = 1400  # measured for this generator's rows; used only to size the file

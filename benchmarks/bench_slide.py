@@ -35,8 +35,8 @@ import numpy as np
 from numba import prange
 
 from benchmarks.active_set import parse_options
-from experiments.data.csr import CSR
-from experiments.sysinfo import peak_rss_mb
+from harness.data.csr import CSR
+from harness.sysinfo import peak_rss_mb
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 from slide_core.network import TIMERS
 

@@ -12,7 +12,7 @@ synthetic batches of the chosen shape; the default is Amazon-670K (135,909 -> 12
     python benchmarks/bench_tf.py --compare --steps 6            # all of the above side by side
 Prints one `RESULT {...}` JSON line per run (median seconds per step over the timed steps, minor
 page faults per step). A run measures the process as started: --compare starts each variant in
-its own process with the environment the harness gives a TF job (experiments.job.
+its own process with the environment the harness gives a TF job (harness.job.
 isolated_environment: glibc's huge-page tunable, thread counts), or without the huge pages, as
 the harness ran TF before it set them at process start.
 
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from experiments.sysinfo import peak_rss_mb  # noqa: E402  (the job's own measure: VmHWM)
+from harness.sysinfo import peak_rss_mb  # noqa: E402  (the job's own measure: VmHWM)
 
 
 def synthetic_csr(rng: np.random.Generator, n_rows: int, n_cols: int, mean_nnz: float, min_nnz: int):
-    from experiments.data.csr import CSR
+    from harness.data.csr import CSR
 
     counts = np.maximum(min_nnz, rng.poisson(mean_nnz, n_rows)).astype(np.int64)
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
@@ -57,7 +57,7 @@ class PlainTFModel:
 
     def __init__(self, ctx, jit_compile: bool = False):
         import tensorflow as tf
-        from experiments.models.init import initial_weights
+        from harness.models.init import initial_weights
 
         tf.config.threading.set_intra_op_parallelism_threads(ctx.threads)
         tf.config.threading.set_inter_op_parallelism_threads(ctx.threads)
@@ -121,7 +121,7 @@ def compare(a) -> None:
         env = dict(os.environ)
         env.pop("GLIBC_TUNABLES", None)
         if huge:
-            env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"  # what experiments.job gives TF jobs
+            env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"  # what harness.job gives TF jobs
         out = subprocess.run([*base, "--model", model], env=env, capture_output=True, text=True)
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:
@@ -166,8 +166,8 @@ def main(argv=None) -> dict:
     load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
-    from experiments.models.base import ModelContext
-    from experiments.models.tf import TFSampledSoftmaxModel, TFSoftmaxModel
+    from harness.models.base import ModelContext
+    from harness.models.tf import TFSampledSoftmaxModel, TFSoftmaxModel
 
     ctx = ModelContext(n_features=a.features, n_labels=a.labels, hidden=(a.hidden,), lr=1e-3,
                        seed=a.seed, threads=a.threads, batch_size=a.batch,

@@ -32,7 +32,7 @@ import numpy as np
 
 from benchmarks.active_set import dataset_config
 from benchmarks.retrieval_anatomy import hidden_rows
-from experiments.data.datasets import load_dataset
+from harness.data.datasets import load_dataset
 from slide_core import SlideNetwork
 from slide_core.hashing.simhash import make_simhash
 

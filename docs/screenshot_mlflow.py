@@ -188,11 +188,11 @@ async def shoot(debug_port: int, base: str, exp_id: str, parent, run_id: str, ou
             await page.call("Page.enable")
             await page.call("Emulation.setDeviceMetricsOverride", width=WINDOW[0], height=WINDOW[1],
                             deviceScaleFactor=1, mobile=False)
-            await page.open(f"{base}/#/experiments/{exp_id}/runs{UI_QUERY}", parent.info.run_name, 1)
+            await page.open(f"{base}/#/harness/{exp_id}/runs{UI_QUERY}", parent.info.run_name, 1)
             await lay_out_runs_table(page, exp_id, parent)
             await asyncio.sleep(3)
             await page.screenshot(out / "mlflow_runs.png")
-            run_page = f"{base}/#/experiments/{exp_id}/runs/{run_id}"
+            run_page = f"{base}/#/harness/{exp_id}/runs/{run_id}"
             await page.open(f"{run_page}/model-metrics{UI_QUERY}", "eval/p_at_1", 5)
             await page.screenshot(out / "mlflow_run_charts.png")
             await page.open(f"{run_page}/system-metrics{UI_QUERY}", "cpu_utilization_percentage", 5)

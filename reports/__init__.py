@@ -15,6 +15,6 @@ entry points __main__ and callback use build; nothing else imports an entry poin
   panel listing runs without a curve, saving PNG + SVG).
 - reports.figures: one function per figure (FIGURES by name).
 - Entry points: reports.build (load once, write many), reports.__main__ (the CLI) and
-  reports.callback (a Hydra callback writing the reports of a -m sweep into its folder and
+  reports.sweep_end (a Hydra callback writing the reports of a -m sweep into its folder and
   logging them to the sweep's MLflow run).
 """

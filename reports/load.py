@@ -56,7 +56,7 @@ _MLFLOW_STATUS: dict[str, str] = {
     "RUNNING": "running", "SCHEDULED": "running",
 }
 REPORT_KIND = "report"
-SWEEP_KIND = "sweep"  # the harness's parent run of a sweep (experiments/sweep_run.py)
+SWEEP_KIND = "sweep"  # the harness's parent run of a sweep (harness/sweep_run.py)
 NOT_RESULTS: frozenset[str] = frozenset({REPORT_KIND, SWEEP_KIND})  # values of tag kind
 PARENT_TAG = "mlflow.parentRunId"
 

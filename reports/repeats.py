@@ -2,7 +2,7 @@
 spread instead of as separate lines and rows.
 
 The harness tags every run with ``repeat_group``, a hash of its config without the seed
-(experiments.resume.repeat_group): `sweep.repeats=3` or `seed=0,1,2` gives each job three
+(harness.resume.repeat_group): `sweep.repeats=3` or `seed=0,1,2` gives each job three
 runs with one group. Runs without the tag (stores from before it, other tools) and runs that
 did not finish are groups of their own, so they are drawn and listed exactly as before.
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-GROUP_TAG = "repeat_group"  # written by the harness (experiments.resume.REPEAT_GROUP_TAG)
+GROUP_TAG = "repeat_group"  # written by the harness (harness.resume.REPEAT_GROUP_TAG)
 PERCENTILE_FROM = 5  # repeats from which a band is the central 95% rather than the range
 LEVEL = 0.95  # the bootstrap intervals' coverage
 N_BOOT = 4000  # bootstrap resamples: the 2.5% tail then holds ~100 of them

@@ -239,7 +239,7 @@ def context_text(runs: pd.DataFrame) -> str:
 # store locations) or that other label parts already say (threads, dataset name, model). The
 # SLIDE job's resolved params (slide.budget, slide.sparsity, slide.K, slide.L) follow from the
 # model.params.* choices that the label already names: both would print "sparsity" twice.
-# resume_lease.*: who continued a stopped run (experiments.resume), not a choice.
+# resume_lease.*: who continued a stopped run (harness.resume), not a choice.
 _LABEL_SKIP_PREFIXES: tuple[str, ...] = ("paths.", "tracking.", "hydra.", "data.", "model.name",
                                          "model.params._target_", "train.threads", "dataset.name",
                                          "slide.", "resume_lease.")

@@ -25,7 +25,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)  # starlette's, a
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.server import get_app_client  # noqa: E402
 
-from experiments.tracking import ensure_store  # noqa: E402
+from harness.tracking import ensure_store  # noqa: E402
 
 PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
 

@@ -2,7 +2,7 @@
 
     from slide_core import SlideNetwork, NetworkConfig, LayerConfig
 
-numpy in, numpy out; imports nothing from the harness (experiments/), Hydra, MLflow or TF.
+numpy in, numpy out; imports nothing from the harness (harness/), Hydra, MLflow or TF.
 """
 from slide_core.config import LayerConfig, NetworkConfig
 from slide_core.hashing import (

@@ -8,7 +8,7 @@ law follows (slide_core/tail.py). The RNG is counter-based (rng.py),
 so seed + step is its whole state. `restore_network` builds a network from them that continues
 training bit-identically in serial mode (tests/test_slide_engine.py,
 test_checkpoint_round_trip_continues_identically). save_network / load_network put the arrays
-in one .npz file; the harness puts them in its job checkpoints (experiments.checkpoints).
+in one .npz file; the harness puts them in its job checkpoints (harness.job_state).
 """
 from __future__ import annotations
 

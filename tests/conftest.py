@@ -42,7 +42,7 @@ def run_cli(args: list[str], tmp_path: Path, timeout: float = 600,
 
 def job_runs(client: MlflowClient, experiment: str = "slide-bench") -> list:
     """The runs of the experiment's jobs: every run but the sweeps' parent runs (tag kind=sweep,
-    experiments/sweep_run.py), which hold a sweep's reports, not training."""
+    harness/sweep_run.py), which hold a sweep's reports, not training."""
     exp = client.get_experiment_by_name(experiment)
     return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("kind") != "sweep"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experiments.data.batching import epoch_order, eval_subset, iterate_batches, n_batches
-from experiments.data.csr import CSR
-from experiments.data.xmc import XMCSplit
+from harness.data.batching import epoch_order, eval_subset, iterate_batches, n_batches
+from harness.data.csr import CSR
+from harness.data.xmc import XMCSplit
 
 
 def _split(n: int) -> XMCSplit:

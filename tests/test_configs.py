@@ -8,8 +8,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from experiments.config import register_configs
-from experiments.job import check_model_params
+from harness.config import register_configs
+from harness.job import check_model_params
 from tests.conftest import ROOT
 
 CONF = ROOT / "conf"
@@ -44,13 +44,13 @@ def test_every_dataset_composes(hydra_compose, dataset):
     OmegaConf.to_container(cfg.dataset, resolve=True)
 
 
-@pytest.mark.parametrize("experiment", names("experiment"))
-def test_every_experiment_preset_composes(hydra_compose, experiment):
-    cfg = hydra_compose([f"experiment={experiment}"])
+@pytest.mark.parametrize("preset", names("preset"))
+def test_every_preset_composes(hydra_compose, preset):
+    cfg = hydra_compose([f"preset={preset}"])
     assert cfg.hydra.mode.name == "MULTIRUN"
     swept = cfg.hydra.sweeper.params
     for model in str(swept.get("model", cfg.model.name)).split(","):
-        check_model_params(hydra_compose([f"experiment={experiment}", f"model={model}"]).model)
+        check_model_params(hydra_compose([f"preset={preset}", f"model={model}"]).model)
 
 
 @pytest.mark.parametrize("tracking", names("tracking"))
@@ -84,8 +84,8 @@ def test_model_slide_yaml_repeats_the_engines_defaults_and_nothing_else(hydra_co
     import inspect
     from dataclasses import fields
 
-    from experiments.models.base import ModelContext
-    from experiments.models.slide import SlideModel
+    from harness.models.base import ModelContext
+    from harness.models.slide import SlideModel
     from slide_core import LayerConfig, NetworkConfig
 
     engine = {f.name: f.default for cls in (LayerConfig, NetworkConfig) for f in fields(cls)}

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-import experiments.data.cache as cache
-from experiments.data.cache import load_splits, load_xmc_cached, save_splits
-from experiments.data.xmc import read_xmc
+import harness.data.cache as cache
+from harness.data.cache import load_splits, load_xmc_cached, save_splits
+from harness.data.xmc import read_xmc
 
 TEXT_A = "3 10 5\n1,2 3:0.5 1:1e-3\n 4:2\n0,4 9:7\n"
 TEXT_B = "3 10 5\n1,3 3:0.5 1:1e-3\n 4:2\n0,4 9:7\n"  # same size, one label differs

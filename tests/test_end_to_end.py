@@ -102,7 +102,7 @@ def test_ctrl_c_ends_the_run_killed_and_stops_the_sweep(tmp_path):
 def test_default_preset_runs_every_model_and_writes_figure3(tmp_path):
     """What `make run` does, on tiny data: every model, tf_gpu skipped with its reason here,
     and the sweep ends by printing where Figure 3 and the table are."""
-    result = run_cli(["experiment=figure3", "dataset=synthetic_tiny", "train.max_train_seconds=2",
+    result = run_cli(["preset=figure3", "dataset=synthetic_tiny", "train.max_train_seconds=2",
                       "train.eval_every=4", "train.eval_samples=100"], tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = runs_by_name(f"sqlite:///{tmp_path}/mlflow.db")

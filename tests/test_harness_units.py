@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments.clock import TrainClock
-from experiments.data.csr import CSR
-from experiments.evaluation import Evaluator, precision_at_k
-from experiments.models.base import Model, ModelContext
-from experiments.models.numpy_dense import NumpyDenseModel
-from experiments.tracking import Tracker, flatten
+from harness.clock import TrainClock
+from harness.data.csr import CSR
+from harness.evaluation import Evaluator, precision_at_k
+from harness.models.base import Model, ModelContext
+from harness.models.numpy_dense import NumpyDenseModel
+from harness.tracking import Tracker, flatten
 
 
 class FakeTimer:
@@ -202,7 +202,7 @@ def test_numpy_dense_lazy_adam_leaves_rows_a_later_batch_does_not_touch(adam):
 def test_progress_prints_plain_lines_when_not_on_a_terminal():
     import io
 
-    from experiments.progress import JobProgress
+    from harness.progress import JobProgress
 
     log_file = io.StringIO()  # a SLURM log file: no terminal
     progress = JobProgress(total=100, label="slide/x/0", stream=log_file, plain_every_s=3600)
@@ -225,7 +225,7 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal():
 def test_progress_draws_a_bar_on_a_terminal():
     import io
 
-    from experiments.progress import JobProgress
+    from harness.progress import JobProgress
 
     class Terminal(io.StringIO):
         def isatty(self):

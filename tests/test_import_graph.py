@@ -7,12 +7,12 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-PACKAGES = ("slide_core", "baselines", "experiments", "reports")
+PACKAGES = ("slide_core", "baselines", "harness", "reports")
 # what each package may import from the others (and itself)
 ALLOWED = {
     "slide_core": {"slide_core"},
     "baselines": {"baselines"},
-    "experiments": {"experiments", "slide_core", "baselines"},
+    "harness": {"harness", "slide_core", "baselines"},
     "reports": {"reports"},
 }
 # third-party packages the engine must not need: it is a library (numpy in, numpy out)

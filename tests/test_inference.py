@@ -73,10 +73,10 @@ def test_tf_models_rank_with_dense_topk_like_a_stable_sort(kind):
     argsort on every row, including a row with no features whose labels all tie (zero biases)."""
     pytest.importorskip("tensorflow")
     from baselines.devices import configure_threads
-    from experiments.data.csr import CSR
-    from experiments.models import tf as tfm
-    from experiments.models.base import ModelContext
-    from experiments.models.init import initial_weights
+    from harness.data.csr import CSR
+    from harness.models import tf as tfm
+    from harness.models.base import ModelContext
+    from harness.models.init import initial_weights
 
     configure_threads(2, 2)  # as tests/test_tf_baselines.py: whichever module starts TF first
     ctx = ModelContext(n_features=30, n_labels=23, hidden=(16,), lr=1e-2, seed=3, threads=2, batch_size=8,
@@ -108,9 +108,9 @@ def test_tf_output_weights_layout_across_transpose_blocks():
     stores the kernel transposed already)."""
     pytest.importorskip("tensorflow")
     from baselines.devices import configure_threads
-    from experiments.models import tf as tfm
-    from experiments.models.base import ModelContext
-    from experiments.models.init import initial_weights
+    from harness.models import tf as tfm
+    from harness.models.base import ModelContext
+    from harness.models.init import initial_weights
 
     configure_threads(2, 2)
     ctx = ModelContext(n_features=10, n_labels=2100, hidden=(4,), lr=1e-2, seed=1, threads=2, batch_size=8,

@@ -10,9 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from experiments import job
-from experiments.job import HUGE_PAGES_TUNABLE, _environment, isolated_environment
-from experiments.sysinfo import start_environment
+from harness import job
+from harness.job import HUGE_PAGES_TUNABLE, _environment, isolated_environment
+from harness.sysinfo import start_environment
 from tests.conftest import job_runs, run_cli
 
 

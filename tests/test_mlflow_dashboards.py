@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments.data.datasets import DatasetConfig, load_dataset
-from experiments.sweep_run import sweep_status
-from experiments.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, dataset_inputs, ensure_store
+from harness.data.datasets import DatasetConfig, load_dataset
+from harness.sweep_run import sweep_status
+from harness.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, dataset_inputs, ensure_store
 from reports.table import headline_speedups
 from tests.conftest import job_runs, run_cli, sweep_runs
 
@@ -37,7 +37,7 @@ def test_a_sweep_on_a_tracking_server_is_one_parent_run_with_its_jobs_data_and_r
     experiment = client.get_experiment_by_name("slide-bench")
     assert experiment.tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
     # the sweep ends with a link to its runs in the UI's model-training view
-    assert (f"MLflow: {tracking_server}/#/experiments/{experiment.experiment_id}/runs"
+    assert (f"MLflow: {tracking_server}/#/harness/{experiment.experiment_id}/runs"
             "?workflowType=machine_learning") in result.stdout
 
     (parent,) = sweep_runs(client)

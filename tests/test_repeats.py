@@ -20,8 +20,8 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 import reports_fixtures as fx  # noqa: E402
 
-from experiments.loop import LoopSettings  # noqa: E402
-from experiments.resume import config_hash, repeat_group  # noqa: E402
+from harness.loop import LoopSettings  # noqa: E402
+from harness.resume import config_hash, repeat_group  # noqa: E402
 from reports import figures  # noqa: E402
 from reports.load import eval_points, load_histories, load_runs  # noqa: E402
 from reports.repeats import bootstrap_ratio, group_keys, median_band, median_with_misses  # noqa: E402
@@ -173,21 +173,21 @@ def test_targets_use_the_median_of_repeats_not_the_luckiest_run(repeated):
 
 
 def test_sweep_repeats_sweeps_the_seed(hydra_compose):  # noqa: F811
-    cfg = hydra_compose(["experiment=figure3", "sweep.repeats=3"])
+    cfg = hydra_compose(["preset=figure3", "sweep.repeats=3"])
     assert cfg.hydra.sweeper.params.seed == "range(0,3)"
     assert list(cfg.hydra.sweeper.params)[0] == "seed"  # varies slowest: pass after pass
-    assert hydra_compose(["experiment=figure3"]).hydra.sweeper.params.seed == "range(0,1)"
+    assert hydra_compose(["preset=figure3"]).hydra.sweeper.params.seed == "range(0,1)"
 
 
 def test_amazon_width_preset_composes_with_every_model(hydra_compose):  # noqa: F811
-    from experiments.job import check_model_params
-    cfg = hydra_compose(["experiment=figure3_amazon_synthetic"])
+    from harness.job import check_model_params
+    cfg = hydra_compose(["preset=figure3_amazon_synthetic"])
     models = cfg.hydra.sweeper.params.model.split(",")
     assert set(models) == {"slide", "slide_reference", "tf_cpu", "tf_gpu", "tf_sampled"}
     # the report's targets reach down to where tf_cpu can be measured on 2 cores
     assert min(cfg.hydra.callbacks.sweep_report.fractions) <= 0.05
     for model in models:
-        job = hydra_compose(["experiment=figure3_amazon_synthetic", f"model={model}"])
+        job = hydra_compose(["preset=figure3_amazon_synthetic", f"model={model}"])
         check_model_params(job.model)
         assert (job.dataset.n_features, job.dataset.n_labels) == (135_909, 670_091)
         assert job.train.max_train_seconds == cfg.train.max_train_seconds  # one budget for all

@@ -21,7 +21,7 @@ import reports_fixtures as fx  # noqa: E402
 
 from reports import figures, style  # noqa: E402
 from reports.__main__ import main as cli  # noqa: E402
-from reports.callback import SweepReportCallback  # noqa: E402
+from reports.sweep_end import SweepReportCallback  # noqa: E402
 from reports.load import _fill_time, load_histories, load_runs  # noqa: E402
 from reports.table import (targets_by_problem, time_to_accuracy_table, time_to_target,  # noqa: E402
                            to_markdown)
@@ -385,7 +385,7 @@ def test_real_tiny_sweep_builds_every_report(tmp_path):
            "dataset=synthetic_tiny", "train.max_train_seconds=1", "train.eval_every=5",
            "train.eval_samples=200", f"tracking.uri={uri}", "tracking.experiment=e2e",
            f"hydra.sweep.dir={sweep_dir}", f"tracking.artifact_root={tmp_path / 'artifacts'}",
-           "++hydra.callbacks.sweep_report._target_=reports.callback.SweepReportCallback"]
+           "++hydra.callbacks.sweep_report._target_=reports.sweep_end.SweepReportCallback"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -21,7 +21,7 @@ import reports_fixtures as fx  # noqa: E402
 from reports import figures, style  # noqa: E402
 from reports.__main__ import main as cli  # noqa: E402
 from reports.build import auto_reports, build  # noqa: E402
-from reports.callback import SweepReportCallback  # noqa: E402
+from reports.sweep_end import SweepReportCallback  # noqa: E402
 from reports.load import SLIDE_KEYS, last_logged, load_histories, load_runs  # noqa: E402
 from reports.table import (budgets_vary, time_to_accuracy_table, to_markdown,  # noqa: E402
                            tradeoff_points)

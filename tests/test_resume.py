@@ -20,10 +20,10 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments.checkpoints import (CheckpointError, Checkpointer, list_checkpoints, load_latest, prune,
+from harness.job_state import (CheckpointError, Checkpointer, list_checkpoints, load_latest, prune,
                                      read_checkpoint, write_checkpoint)
-from experiments.resume import HEARTBEAT_TAG, config_hash, end_dead_runs, heartbeat_token, local_verdict
-from experiments.tracking import Tracker, ensure_store
+from harness.resume import HEARTBEAT_TAG, config_hash, end_dead_runs, heartbeat_token, local_verdict
+from harness.tracking import Tracker, ensure_store
 from tests.conftest import ROOT, job_runs, run_cli, sweep_runs
 
 # a job of a few seconds that checkpoints often; every model runs on one thread (bit-exact)

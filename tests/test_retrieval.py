@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experiments.data.csr import CSR
+from harness.data.csr import CSR
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 from slide_core.config import auto_sparsity
 from slide_core.hashing import hash_rows, make_hash_functions

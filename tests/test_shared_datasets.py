@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-import experiments.data.synthetic as synthetic
-from experiments.data.datasets import DatasetConfig, load_dataset, read_split_indices
-from experiments.data.xmc import XMCSplit, read_xmc, write_xmc
-from experiments.data.synthetic import SyntheticSpec, write_text
+import harness.data.synthetic as synthetic
+from harness.data.datasets import DatasetConfig, load_dataset, read_split_indices
+from harness.data.xmc import XMCSplit, read_xmc, write_xmc
+from harness.data.synthetic import SyntheticSpec, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "dataset"
@@ -87,7 +87,7 @@ def test_configs_compose_with_the_job_config(tmp_path, monkeypatch):
     """Every dataset option composes with conf/config.yaml under the registered schemas."""
     from hydra import compose, initialize_config_dir
 
-    import experiments.config as config_mod
+    import harness.config as config_mod
 
     monkeypatch.setenv("SLIDE_BENCH_ROOT", str(ROOT))
     config_mod.register_configs()

@@ -15,10 +15,10 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from experiments.checkpoints import checkpoint_folder, owned_checkpoint_folder
-from experiments.resume import HEARTBEAT_TAG, Heartbeat, claim_resume, end_dead_runs, heartbeat_value
-from experiments.sweep_run import SweepFolderBusy, hold_sweep_folder
-from experiments.tracking import Tracker, ensure_store, filesystem_type, refuse_sqlite_on_network_fs
+from harness.job_state import checkpoint_folder, owned_checkpoint_folder
+from harness.resume import HEARTBEAT_TAG, Heartbeat, claim_resume, end_dead_runs, heartbeat_value
+from harness.sweep_run import SweepFolderBusy, hold_sweep_folder
+from harness.tracking import Tracker, ensure_store, filesystem_type, refuse_sqlite_on_network_fs
 from tests.conftest import ROOT, job_runs, run_cli, sweep_runs
 
 TINY = ["dataset=synthetic_tiny", "train.eval_every=5", "train.log_every=1", "train.eval_samples=100",
@@ -152,7 +152,7 @@ def test_exactly_one_process_gets_a_killed_runs_resume_lease(tmp_path):
 # -- sweep folders -------------------------------------------------------------------------------
 def test_a_sweep_folder_is_held_by_one_sweep_at_a_time(tmp_path):
     fd = hold_sweep_folder(tmp_path / "sweep")
-    holder = subprocess.run([sys.executable, "-c", "from experiments.sweep_run import hold_sweep_folder as h; "
+    holder = subprocess.run([sys.executable, "-c", "from harness.sweep_run import hold_sweep_folder as h; "
                              f"h({str(tmp_path / 'sweep')!r})"], cwd=ROOT, capture_output=True, text=True)
     assert holder.returncode != 0 and "in use by another sweep" in holder.stderr
     assert f"pid {os.getpid()}" in holder.stderr
@@ -217,7 +217,7 @@ def test_sqlite_on_a_network_filesystem_is_refused_for_slurm(tmp_path, monkeypat
     mounts.write_text(f"/dev/sda1 / ext4 rw 0 0\nserver:/home {tmp_path}/nfs nfs4 rw 0 0\n")
     assert filesystem_type(tmp_path / "nfs" / "project", mounts) == "nfs4"
     assert filesystem_type(tmp_path / "local", mounts) == "ext4"
-    monkeypatch.setattr("experiments.tracking.filesystem_type", lambda path: filesystem_type(path, mounts))
+    monkeypatch.setattr("harness.tracking.filesystem_type", lambda path: filesystem_type(path, mounts))
     with pytest.raises(RuntimeError, match="network filesystem"):
         refuse_sqlite_on_network_fs(f"sqlite:///{tmp_path}/nfs/project/mlflow.db", "SlurmLauncher")
     refuse_sqlite_on_network_fs(f"sqlite:///{tmp_path}/local/mlflow.db", "SlurmLauncher")
@@ -227,9 +227,9 @@ def test_sqlite_on_a_network_filesystem_is_refused_for_slurm(tmp_path, monkeypat
 def test_the_slurm_sweep_refuses_sqlite_on_nfs_before_creating_the_store(tmp_path, monkeypatch):
     from omegaconf import OmegaConf
 
-    from experiments.callbacks import TrackingStoreCallback
+    from harness.hydra_callbacks import TrackingStoreCallback
 
-    monkeypatch.setattr("experiments.tracking.filesystem_type", lambda path: "nfs4")
+    monkeypatch.setattr("harness.tracking.filesystem_type", lambda path: "nfs4")
     db = tmp_path / "mlflow.db"
     config = OmegaConf.create({
         "tracking": {"uri": f"sqlite:///{db}", "experiment": "e", "artifact_root": None},
@@ -246,7 +246,7 @@ def _log_same_datasets(uri: str, rounds: int, barrier, results) -> None:
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.entities import DatasetInput
 
-    from experiments.tracking import _ShapedDataset, log_inputs
+    from harness.tracking import _ShapedDataset, log_inputs
 
     client = MlflowClient(tracking_uri=uri)
     run_id = Tracker.start(uri, "e", run_name="job", tags={}).run_id

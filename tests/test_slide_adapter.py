@@ -8,10 +8,10 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from experiments.data.csr import CSR
-from experiments.models.base import Model, ModelContext
-from experiments.models.init import initial_weights
-from experiments.models.slide import SlideModel
+from harness.data.csr import CSR
+from harness.models.base import Model, ModelContext
+from harness.models.init import initial_weights
+from harness.models.slide import SlideModel
 from slide_core import SlideNetwork
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def _model_params(name: str):
 @pytest.mark.parametrize("name", ["slide", "slide_reference", "slide_delicious200k"])
 def test_model_configs_instantiate(name):
     params = OmegaConf.merge(_model_params(name), {"range_pow": min(_model_params(name).range_pow, 8), "L": 4})
-    m = instantiate(params, _partial_=True)(ctx=ctx())  # as experiments.job does
+    m = instantiate(params, _partial_=True)(ctx=ctx())  # as harness.job does
     assert isinstance(m, SlideModel)
     out = m.config.layers[-1]
     assert 1 <= out.budget <= 300 and out.K >= 1

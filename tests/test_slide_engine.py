@@ -5,7 +5,7 @@ import numba
 import numpy as np
 import pytest
 
-from experiments.data.csr import CSR
+from harness.data.csr import CSR
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 from slide_core import inference
 from slide_core.schedule import exponential_points, is_exponential_point, maintenance_due

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experiments.data.csr import CSR
+from harness.data.csr import CSR
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 from slide_core import inference
 from slide_core.step import LayerInput

@@ -6,8 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments.data.synthetic import SyntheticSpec, generate, label_prototypes, write_text
-from experiments.data.xmc import read_xmc
+from harness.data.synthetic import SyntheticSpec, generate, label_prototypes, write_text
+from harness.data.xmc import read_xmc
 
 TINY = SyntheticSpec(n_train=2000, n_test=500, n_features=500, n_labels=300, nnz_per_point=20,
                      labels_per_point=3, prototype_size=16, seed=0)

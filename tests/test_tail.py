@@ -147,7 +147,7 @@ def test_layer_config_tail_options_are_checked():
 def test_random_control_samples_its_budget_by_law_with_or_without_padding(padding):
     """strategy=random samples its whole budget per sample (LayerConfig.sampled_target) whether
     `padding` is on or not: under a frequency law too, not only the uniform one."""
-    from experiments.data.csr import CSR
+    from harness.data.csr import CSR
     from slide_core import NetworkConfig, SlideNetwork
 
     rng = np.random.default_rng(0)

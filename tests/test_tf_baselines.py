@@ -13,9 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from experiments.data.csr import CSR
-from experiments.models.base import JobSkipped, ModelContext
-from experiments.models.init import initial_weights
+from harness.data.csr import CSR
+from harness.models.base import JobSkipped, ModelContext
+from harness.models.init import initial_weights
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                                 reason="tensorflow is not installed (pip install -e '.[cpu]')")
@@ -93,7 +93,7 @@ def make_batch(seed: int = 0, n_rows: int = BATCH, n_labels: int = N_LABELS):
 def tfm():
     """The TF adapters module; TF's runtime starts once for the module with 2/2 threads."""
     from baselines.devices import configure_threads
-    from experiments.models import tf as tf_models
+    from harness.models import tf as tf_models
 
     configure_threads(2, 2)
     return tf_models
@@ -372,7 +372,7 @@ def test_warmup_changes_no_state(tfm, kind):
 
 @pytest.mark.parametrize("kind", ["softmax", "sampled_lazy"])
 def test_state_dict_restores_a_model_that_continues_identically(tfm, kind):
-    """What a job checkpoint holds of a TF model (experiments.checkpoints): weights, Adam
+    """What a job checkpoint holds of a TF model (harness.job_state): weights, Adam
     moments and step, and the sampler's random stream; restored into a fresh model, the next
     steps give the same losses and weights as the model that never stopped."""
     ctx = make_ctx(adam="lazy")
@@ -468,8 +468,8 @@ def test_hydra_configs_instantiate(tfm, monkeypatch):
     from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    from experiments.config import register_configs
-    from experiments.job import check_model_params
+    from harness.config import register_configs
+    from harness.job import check_model_params
     from tests.conftest import ROOT
 
     register_configs()
@@ -485,7 +485,7 @@ def test_hydra_configs_instantiate(tfm, monkeypatch):
             continue
         assert cfg.env["CUDA_VISIBLE_DEVICES"] == "-1"
         check_model_params(cfg)
-        model = instantiate(cfg.params, _partial_=True)(ctx=make_ctx())  # as experiments.job does
+        model = instantiate(cfg.params, _partial_=True)(ctx=make_ctx())  # as harness.job does
         assert model.describe()["device"] == cfg.device
     assert models["tf_sampled_0p5"].params.sampled_fraction == 0.005
     cfg = models["tf_gpu"]
@@ -495,13 +495,13 @@ def test_hydra_configs_instantiate(tfm, monkeypatch):
 
 
 def test_importing_the_adapters_does_not_import_tensorflow():
-    code = ("import sys, experiments.models.tf, baselines, baselines.memory, baselines.packing; "
+    code = ("import sys, harness.models.tf, baselines, baselines.memory, baselines.padding; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_pack_batch_pads_and_weights():
-    from baselines.packing import next_capacity, pack_batch
+    from baselines.padding import next_capacity, pack_batch
 
     x, y = make_batch(8, n_rows=5)
     p = pack_batch(x, y, n_rows_padded=8, cap_x=64, cap_y=64)

@@ -24,7 +24,7 @@ def test_server_refuses_anonymous_requests(auth_server):
     import urllib.error
     import urllib.request
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"{auth_server}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
+        urllib.request.urlopen(f"{auth_server}/api/2.0/mlflow/harness/search?max_results=1", timeout=10)
     assert refused.value.code == 401
 
 

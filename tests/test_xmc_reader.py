@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experiments.data.csr import CSR
-from experiments.data.xmc import XMCFormatError, XMCSplit, read_xmc, write_xmc
+from harness.data.csr import CSR
+from harness.data.xmc import XMCFormatError, XMCSplit, read_xmc, write_xmc
 
 
 def _write(tmp_path, text: str, name: str = "data.txt", newline: str = "\n"):

@@ -8,7 +8,7 @@ TensorFlow is imported inside __init__ only, after the thread pools are chosen, 
 this module (as Hydra's instantiate does) costs nothing and the SLIDE path never loads TF. The
 harness runs TF jobs in a spawned subprocess (conf/model/tf_*.yaml: isolate: true) with the
 config's env (CUDA_VISIBLE_DEVICES, TF_CPP_MIN_LOG_LEVEL) set before this runs.
-Every model starts from experiments.models.init.initial_weights(ctx): the same weights as SLIDE.
+Every model starts from harness.models.init.initial_weights(ctx): the same weights as SLIDE.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import logging
 
 import numpy as np
 
-from experiments.data.csr import CSR
-from experiments.models.base import JobSkipped, ModelContext
-from experiments.models.init import initial_weights
+from harness.data.csr import CSR
+from harness.models.base import JobSkipped, ModelContext
+from harness.models.init import initial_weights
 
 log = logging.getLogger(__name__)
 

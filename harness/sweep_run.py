@@ -3,11 +3,11 @@
 In the MLflow UI the runs table groups a sweep's jobs under this run (MLflow's nested runs: a
 child carries the tag mlflow.parentRunId), its duration is the sweep's, and at the end it holds
 what describes the whole sweep: Figure 3, the time-to-accuracy table and the headline
-speed-ups (logged by reports.callback, which finds it by its tags). A single job (`run.py`
+speed-ups (logged by reports.sweep_end, which finds it by its tags). A single job (`run.py`
 without -m) has no parent and stays a top-level run.
 
 The parent is created once, in the launching process, before any job starts
-(experiments.callbacks.SweepRunCallback). Its id reaches the jobs through a file in the sweep
+(harness.hydra_callbacks.SweepRunCallback). Its id reaches the jobs through a file in the sweep
 folder (PARENT_RUN_FILE), the one channel every launcher shares: the basic launcher runs jobs
 in the same process, joblib in worker processes of this machine, submitit on SLURM nodes that
 read the sweep folder anyway (the launcher pickles the jobs there). An environment variable
@@ -38,7 +38,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.tracking import Tracker, with_retries
+from harness.tracking import Tracker, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def hold_sweep_folder(sweep_dir: str | Path) -> int:
 
 
 def preset_name(config: DictConfig) -> str | None:
-    """The experiment preset the sweep was started with (conf/experiment/NAME), if any."""
-    return OmegaConf.select(config, "hydra.runtime.choices.experiment", default=None)
+    """The experiment preset the sweep was started with (conf/preset/NAME), if any."""
+    return OmegaConf.select(config, "hydra.runtime.choices.preset", default=None)
 
 
 def sweep_run_name(config: DictConfig) -> str:
@@ -150,7 +150,7 @@ def parent_run_id(sweep_dir: str | Path, uri: str, experiment: str) -> str | Non
 def ui_link(uri: str, experiment_id: str) -> str:
     """Where to look at the sweep: the experiment's runs page in the MLflow UI, in its model
     training view. A tracking server serves the UI itself; a local store needs `mlflow ui`."""
-    page = f"/#/experiments/{experiment_id}/runs{UI_TRAINING_VIEW}"
+    page = f"/#/harness/{experiment_id}/runs{UI_TRAINING_VIEW}"
     if uri.startswith(("http://", "https://")):
         return uri.rstrip("/") + page
     return (f"{LOCAL_UI}{page} (start the UI first: mlflow ui --backend-store-uri {uri} "

@@ -11,8 +11,8 @@ from typing import Iterator
 
 import numpy as np
 
-from experiments.data.csr import CSR
-from experiments.data.xmc import XMCSplit
+from harness.data.csr import CSR
+from harness.data.xmc import XMCSplit
 
 _STREAM_EPOCH_ORDER = 101
 _STREAM_EVAL_SUBSET = 102

@@ -1,4 +1,4 @@
-"""Numba kernel behind experiments.data.xmc.write_xmc: XMC text of CSR rows as raw bytes.
+"""Numba kernel behind harness.data.xmc.write_xmc: XMC text of CSR rows as raw bytes.
 
 Values are written like '%.9g' (9 significant digits), which any float32 reads back from
 bit-identical; formatting in a kernel keeps writing an Amazon-sized file to seconds.

@@ -1,7 +1,7 @@
 """Turn a `dataset` config into train/test CSR splits, through the cache.
 
 Kinds:
-- "synthetic": experiments.data.synthetic with the config's shape fields; generated once and
+- "synthetic": harness.data.synthetic with the config's shape fields; generated once and
   cached under a key derived from the spec, so later jobs of a sweep just load the .npz.
 - "xmc": Extreme Classification Repository text files, in either layout the repository uses:
   a train/test pair (train_path, test_path: Amazon-670K, Delicious-200K, WikiLSHTC-325K), or
@@ -28,9 +28,9 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from experiments.data import synthetic
-from experiments.data.cache import KEY_CHARS, load_splits, load_xmc_keyed, store_or_warn
-from experiments.data.xmc import XMCSplit
+from harness.data import synthetic
+from harness.data.cache import KEY_CHARS, load_splits, load_xmc_keyed, store_or_warn
+from harness.data.xmc import XMCSplit
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class DatasetConfig:
     n_test: Optional[int] = None
     n_features: Optional[int] = None
     n_labels: Optional[int] = None
-    # synthetic only (see experiments.data.synthetic.SyntheticSpec)
+    # synthetic only (see harness.data.synthetic.SyntheticSpec)
     nnz_per_point: Optional[int] = None
     labels_per_point: Optional[int] = None
     prototype_size: Optional[int] = None
@@ -71,7 +71,7 @@ class DatasetConfig:
 
 class DataInput(NamedTuple):
     """One cache entry a dataset was loaded from: what the run trained or evaluated on, as
-    MLflow's dataset tracking records it (experiments.tracking.dataset_inputs)."""
+    MLflow's dataset tracking records it (harness.tracking.dataset_inputs)."""
 
     splits: str  # which splits it holds: "train", "test" or "train+test"
     key: str  # the cache key naming the entry: a digest of the file's content / the generator spec

@@ -1,6 +1,6 @@
 """The training loop every model runs through: one batch order, one clock, one evaluator.
 
-A model only sees train_step / predict_topk calls (experiments.models.base.Model); what is
+A model only sees train_step / predict_topk calls (harness.models.base.Model); what is
 timed, when it is evaluated and what gets logged is decided here, identically for all.
 """
 from __future__ import annotations
@@ -10,15 +10,15 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 
-from experiments.checkpoints import Checkpointer
-from experiments.clock import Stopwatch, TrainClock
-from experiments.data.batching import iterate_batches
-from experiments.data.xmc import XMCSplit
-from experiments.evaluation import Evaluator
-from experiments.models.base import Model
-from experiments.progress import JobProgress
-from experiments.stopping import StopSignals
-from experiments.sysinfo import minor_page_faults, peak_rss_mb
+from harness.job_state import Checkpointer
+from harness.clock import Stopwatch, TrainClock
+from harness.data.batching import iterate_batches
+from harness.data.xmc import XMCSplit
+from harness.evaluation import Evaluator
+from harness.models.base import Model
+from harness.progress import JobProgress
+from harness.stopping import StopSignals
+from harness.sysinfo import minor_page_faults, peak_rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class LoopSettings:
 class LoopState:
     """Where training is: what a checkpoint stores besides the model, so that a resumed job
     takes the next batch of the same seeded order, its clock goes on, and every metric step
-    is logged once (experiments.checkpoints)."""
+    is logged once (harness.job_state)."""
 
     epoch: int = 0  # the epoch in progress
     batch: int = 0  # batches of that epoch done

@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.credentials import read_mlflow_creds
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from experiments.data.datasets import DataInput, Dataset
+from harness.data.datasets import DataInput, Dataset
 
 log = logging.getLogger(__name__)
 
@@ -392,4 +392,4 @@ def dataset_inputs(dataset: Dataset) -> list[DatasetInput]:
 def _source(item: DataInput):
     if item.path is not None:
         return LocalArtifactDatasetSource(item.path)
-    return CodeDatasetSource({"generator": "experiments.data.synthetic", **(item.generator or {})})
+    return CodeDatasetSource({"generator": "harness.data.synthetic", **(item.generator or {})})

@@ -9,8 +9,8 @@ ending with ',' continues in the next token, as in the LSHTC files), features in
 (sorted by id here) and repeated label ids (dropped, with a warning). Everything else that
 deviates raises XMCFormatError naming file, 1-based line and problem.
 
-The parsing itself is a Numba kernel over the raw bytes (experiments.data.xmc_parse; writing:
-experiments.data.xmc_format); this
+The parsing itself is a Numba kernel over the raw bytes (harness.data.xmc_parse; writing:
+harness.data.xmc_format); this
 module reads the header, sizes the arrays, and turns the kernel's error codes into messages.
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from experiments.data import xmc_format as fmt
-from experiments.data import xmc_parse as k
-from experiments.data.csr import CSR
+from harness.data import xmc_format as fmt
+from harness.data import xmc_parse as k
+from harness.data.csr import CSR
 
 log = logging.getLogger(__name__)
 

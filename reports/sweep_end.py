@@ -4,7 +4,7 @@ and log them to the sweep's parent MLflow run. Enable it in the Hydra config:
     hydra:
       callbacks:
         sweep_report:
-          _target_: reports.callback.SweepReportCallback
+          _target_: reports.sweep_end.SweepReportCallback
 
 It reads the sweep's runs from MLflow (the children of the sweep's parent run, found by its
 tags kind=sweep and sweep_id = the Hydra sweep dir, config.hydra.sweep.dir; see reports.load),
@@ -12,7 +12,7 @@ using config.tracking.uri / config.tracking.experiment, so it works with any lau
 other processes or on other machines).
 
 The report files go to the parent run, which the harness creates for every sweep
-(experiments/sweep_run.py) and ends after this callback: as artifacts at its root (Figure 3,
+(harness/sweep_run.py) and ends after this callback: as artifacts at its root (Figure 3,
 the time-to-accuracy table, ...), next to the runs they describe, and the headline speed-ups
 (reports.table.headline_speedups, from the repeat summary: ratios of median times, with
 their bootstrap intervals where jobs were repeated) as its metrics, so that they show in the runs table on the

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from experiments.data.csr import CSR
+from harness.data.csr import CSR
 
 TOP_K = (1, 3, 5)
 

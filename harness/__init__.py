@@ -1,4 +1,4 @@
-"""The harness: one Hydra job = one tracked MLflow run (experiments.job), sweeps, data, checkpoints."""
+"""The harness: one Hydra job = one tracked MLflow run (harness.job), sweeps, data, checkpoints."""
 import secrets
 
 from omegaconf import OmegaConf

@@ -1,11 +1,11 @@
-"""Numba kernels behind experiments.data.xmc.read_xmc: parse the XMC text format as raw bytes.
+"""Numba kernels behind harness.data.xmc.read_xmc: parse the XMC text format as raw bytes.
 
 Parsing runs over the whole file as a uint8 array in two passes: `count_separators` bounds the
 output sizes (every feature token holds one ':', a row has at most commas + 1 label ids), then
 `parse_body` fills preallocated CSR arrays. Every check (ranges, "f:v" syntax, finite values,
 duplicate feature ids, row count) happens inside `parse_body`: on the first problem it stops
 and reports an error code, the 1-based line, the offending id and the byte offset of the
-offending token; experiments.data.xmc turns those into a message. Kernels never raise, because
+offending token; harness.data.xmc turns those into a message. Kernels never raise, because
 a Numba exception cannot carry the file name and formatting a message in nopython mode is awkward.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from experiments.data.xmc_format import (COLON, COMMA, CR, DOT, LOWER_E, MINUS, NL, PLUS, SP, TAB,
+from harness.data.xmc_format import (COLON, COMMA, CR, DOT, LOWER_E, MINUS, NL, PLUS, SP, TAB,
                                          ZERO)
 
 # Error codes returned by parse_body (err[0]); 0 = no error.

@@ -8,6 +8,6 @@
     batching   epoch_order, iterate_batches, eval_subset: seeded order and fixed eval subset
     datasets   DatasetConfig (schema of conf/dataset), Dataset, load_dataset
 
-Modules are imported directly (e.g. `from experiments.data.xmc import read_xmc`); this package
-imports nothing so that `experiments.data.csr` stays cheap to import.
+Modules are imported directly (e.g. `from harness.data.xmc import read_xmc`); this package
+imports nothing so that `harness.data.csr` stays cheap to import.
 """

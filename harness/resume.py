@@ -27,7 +27,7 @@ Resume lease. Two sweeps of one config can both find the same KILLED run. The on
 it is the one that logs the run's param `resume_lease.<end time of the stop>` first: MLflow params
 are write-once (a second, different value is refused by the store, in one transaction), which
 makes the param a compare-and-set that needs nothing beyond the tracking API. The other job
-leaves that run to it (experiments.job).
+leaves that run to it (harness.job).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-from experiments.tracking import Tracker, with_retries
+from harness.tracking import Tracker, with_retries
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.models.base import ModelContext
+from harness.models.base import ModelContext
 from slide_core.layer import random_weights
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from experiments.data.csr import CSR
-from experiments.models.base import ModelContext
-from experiments.models.init import initial_weights
+from harness.data.csr import CSR
+from harness.models.base import ModelContext
+from harness.models.init import initial_weights
 
 
 def _as_scipy(x: CSR) -> sp.csr_matrix:

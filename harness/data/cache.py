@@ -3,7 +3,7 @@
 A text file's cache entry is keyed by its size, mtime and a hash of its header and a spread
 sample of its bytes (the whole file when small), plus the parser's format version: touching,
 editing or replacing the file makes a new key and the file is parsed again. A synthetic
-dataset is keyed by its generator spec instead (experiments.data.datasets).
+dataset is keyed by its generator spec instead (harness.data.datasets).
 
 Entries are written to a temporary name and renamed into place, so parallel jobs of a sweep
 that miss at the same time each write a complete file and readers never see half of one.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.data.csr import CSR
-from experiments.data.xmc import XMCSplit, read_xmc
+from harness.data.csr import CSR
+from harness.data.xmc import XMCSplit, read_xmc
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ _WHOLE_FILE_LIMIT = 4 << 20  # files up to this size are hashed entirely
 _SAMPLE_BYTES = 64 << 10  # otherwise: head, tail and 32 evenly spread blocks of this size
 _N_SAMPLES = 32
 # Hex characters of a content digest that name a cache entry. This short key is also what a
-# run logs as its MLflow dataset digest (experiments.tracking), so the Dataset column of the
+# run logs as its MLflow dataset digest (harness.tracking), so the Dataset column of the
 # MLflow UI and the files under the cache folder name the same data the same way.
 KEY_CHARS = 20
 

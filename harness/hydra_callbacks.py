@@ -17,11 +17,11 @@ from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.job import STATUS_FILE, source_tags
-from experiments.resume import Heartbeat, end_dead_runs
-from experiments.sweep_run import end_at_exit, end_sweep_run, hold_sweep_folder, start_sweep_run, ui_link
-from experiments.sysinfo import machine_tags
-from experiments.tracking import Tracker, ensure_store, exit_on_access_error, refuse_sqlite_on_network_fs
+from harness.job import STATUS_FILE, source_tags
+from harness.resume import Heartbeat, end_dead_runs
+from harness.sweep_run import end_at_exit, end_sweep_run, hold_sweep_folder, start_sweep_run, ui_link
+from harness.sysinfo import machine_tags
+from harness.tracking import Tracker, ensure_store, exit_on_access_error, refuse_sqlite_on_network_fs
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class TrackingStoreCallback(Callback):
 
 
 class SweepRunCallback(Callback):
-    """The sweep's parent MLflow run (experiments.sweep_run): created before the jobs start,
+    """The sweep's parent MLflow run (harness.sweep_run): created before the jobs start,
     ended after the reports were logged to it, FAILED when a job failed."""
 
     def __init__(self) -> None:

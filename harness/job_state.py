@@ -5,7 +5,7 @@ One checkpoint is one .npz file (no pickle) in the job's checkpoint folder,
 - the model's whole state under `model/...` (Model.state_dict: weights, optimiser moments and
   step, SLIDE's hash functions and tables, samplers' random states), and
 - a JSON header under `meta`: the format, the config hash the job was started with, the run
-  id, and the training loop's position (experiments.loop.LoopState: epoch and batch, the
+  id, and the training loop's position (harness.loop.LoopState: epoch and batch, the
   iteration, the training clock, the last evaluated step, half-filled log windows).
 
 A checkpoint is written to a temporary name, fsynced, renamed, and the folder fsynced: a file

@@ -7,7 +7,7 @@ tf_cpu,tf_gpu in one process still gives each job its own settings. The parent c
 run; the child attaches to it; if the child dies without ending the run (killed by the OS,
 segfault), the parent marks it FAILED.
 
-A job of a `-m` sweep is a child of the sweep's parent run (experiments.sweep_run). A job that
+A job of a `-m` sweep is a child of the sweep's parent run (harness.sweep_run). A job that
 cannot run here (JobSkipped: tf_gpu without a GPU) ends FINISHED, named "[skipped] <label>",
 with its reason as tag skip_reason and as the run's description. Not KILLED (MLflow: stopped by
 the user; this harness: Ctrl-C) nor FAILED (something broke, and the sweep exits non-zero): a
@@ -42,19 +42,19 @@ from mlflow.utils.mlflow_tags import (MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, M
                                       MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER)
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.checkpoints import Checkpointer, checkpoint_folder, load_latest, owned_checkpoint_folder
-from experiments.clock import Stopwatch
-from experiments.data.batching import eval_subset
-from experiments.data.datasets import Dataset, load_dataset
-from experiments.evaluation import Evaluator
-from experiments.loop import LoopSettings, LoopState, train_and_evaluate
-from experiments.models.base import JobSkipped, ModelContext
-from experiments.resume import (CONFIG_HASH_TAG, REPEAT_GROUP_TAG, Heartbeat, claim_resume, config_hash, end_dead_runs,
+from harness.job_state import Checkpointer, checkpoint_folder, load_latest, owned_checkpoint_folder
+from harness.clock import Stopwatch
+from harness.data.batching import eval_subset
+from harness.data.datasets import Dataset, load_dataset
+from harness.evaluation import Evaluator
+from harness.loop import LoopSettings, LoopState, train_and_evaluate
+from harness.models.base import JobSkipped, ModelContext
+from harness.resume import (CONFIG_HASH_TAG, REPEAT_GROUP_TAG, Heartbeat, claim_resume, config_hash, end_dead_runs,
                                 finished_run, repeat_group, resumable_run, runs_of_config)
-from experiments.stopping import STOP_SIGNALS, JobInterrupted, StopSignals
-from experiments.sweep_run import parent_run_id
-from experiments.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode
-from experiments.tracking import Tracker, ensure_store, flatten, with_retries
+from harness.stopping import STOP_SIGNALS, JobInterrupted, StopSignals
+from harness.sweep_run import parent_run_id
+from harness.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode
+from harness.tracking import Tracker, ensure_store, flatten, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def _end_skipped(tracker: Tracker, label: str, reason: str) -> str:
 
 def run_tracked(cfg: DictConfig, tracker: Tracker, label: str, plan: CheckpointPlan) -> str:
     """Train and end the run: finished / skipped / failed (traceback logged) / killed (a stop
-    signal: experiments.stopping; JobInterrupted propagates). MLflow's system metrics and the
+    signal: harness.stopping; JobInterrupted propagates). MLflow's system metrics and the
     run's heartbeat come from here, the process that trains (an isolated job's child)."""
     try:
         with tracker.system_metrics(), Heartbeat(tracker.client, tracker.run_id, cfg.tracking.heartbeat_every_s), \
@@ -280,7 +280,7 @@ def _spawn_start_method():
 
 @contextlib.contextmanager
 def _passing_signals_to(process):
-    """While the parent waits for an isolated job: a stop signal (experiments.stopping) is
+    """While the parent waits for an isolated job: a stop signal (harness.stopping) is
     passed on to the child as SIGTERM, once (the child checkpoints and ends its run KILLED);
     a second Ctrl-C raises KeyboardInterrupt here. Yields a list that gets the signal number."""
     received: list[int] = []
@@ -382,7 +382,7 @@ def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
     output_dir, multirun, owned_roots (run.py). Never raises for a failing model (the sweep goes on); a stop signal
     (KeyboardInterrupt, JobInterrupted) does.
 
-    Which run it logs to (experiments.resume): in a sweep, a FINISHED run of the same config
+    Which run it logs to (harness.resume): in a sweep, a FINISHED run of the same config
     is reused instead (sweep.skip_finished); a KILLED one is continued from its checkpoint
     (train.resume=auto) by the job that wins its resume lease (the others skip); else a new run."""
     label = f"{cfg.model.name}/{cfg.dataset.name}/{job['num']}"
@@ -459,7 +459,7 @@ def _join_sweep_tags(tags: dict[str, str]) -> dict[str, str]:
 
 def _leave_to_lease_holder(run, label: str, output_dir: Path) -> str:
     """Another job (another sweep of the same config) took the lease to continue `run`
-    (experiments.resume): this one does not train it a second time."""
+    (harness.resume): this one does not train it a second time."""
     log.warning("%s: run %s is being continued by another job (it holds the run's resume lease): skipped here",
                 label, run.info.run_id)
     _write_status(output_dir, "skipped", run.info.run_id, label, reused=True)

@@ -1,6 +1,6 @@
 """The protocol every model obeys, so one training loop, clock, evaluator and tracker serve all.
 
-numpy_dense, slide and the TensorFlow baselines implement `Model`. The loop (experiments.loop)
+numpy_dense, slide and the TensorFlow baselines implement `Model`. The loop (harness.loop)
 owns batching, the clock, evaluation and tracking; a model only trains on a batch and predicts.
 Models are built by Hydra from conf/model/*.yaml (`_target_`) with one `ModelContext`, which
 carries everything the fair-comparison contract says must be identical across models.
@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from experiments.data.csr import CSR
+from harness.data.csr import CSR
 from slide_core.layer import INIT_STD
 
 
@@ -69,7 +69,7 @@ class Model(Protocol):
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything a resumed job needs to continue bit for bit, as named arrays: weights,
-        optimiser moments and step, random states (experiments.checkpoints writes them out
+        optimiser moments and step, random states (harness.job_state writes them out
         before the next step, so views of live arrays will do)."""
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:

@@ -1,9 +1,9 @@
 """Typed schema of the job config, registered in Hydra's ConfigStore so that a misspelt key
 fails when the config is composed, not an hour into a sweep.
 
-The `dataset` group has its own schema (experiments.data.datasets.DatasetConfig). Model
+The `dataset` group has its own schema (harness.data.datasets.DatasetConfig). Model
 `params` stay open here because each model's typed __init__ is their schema: the job checks
-them against that signature before loading any data (experiments.job.check_model_params).
+them against that signature before loading any data (harness.job.check_model_params).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from experiments.data.datasets import DatasetConfig
+from harness.data.datasets import DatasetConfig
 
 
 @dataclass
@@ -61,9 +61,9 @@ class TrackingConfig:
     flush_every_s: float = 10.0  # buffered metrics are written at least this often
     # MLflow's system metrics (CPU, memory, disk, network: a run's "System metrics" charts)
     # sampled this often in the training process; null or 0: off. 10 s: ~15 points over a
-    # 150 s job, each a few milliseconds of CPU (experiments.tracking.Tracker.system_metrics).
+    # 150 s job, each a few milliseconds of CPU (harness.tracking.Tracker.system_metrics).
     system_metrics_every_s: Optional[float] = 10.0
-    heartbeat_every_s: Optional[float] = 60.0  # experiments.resume: a RUNNING run's process is alive
+    heartbeat_every_s: Optional[float] = 60.0  # harness.resume: a RUNNING run's process is alive
     # a heartbeat from another host (or not verifiable here) older than this makes its run a
     # suspect, ended once its heartbeat stayed unchanged for 2 x heartbeat_every_s + 5 s
     stale_after_s: float = 900.0

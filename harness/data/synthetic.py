@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from experiments.data.csr import CSR
-from experiments.data.xmc import XMCSplit, write_xmc
+from harness.data.csr import CSR
+from harness.data.xmc import XMCSplit, write_xmc
 
 GENERATOR_VERSION = 1  # bump when the output for a given spec changes (invalidates caches)
 _CHUNK_ROWS = 1 << 16  # fixed, so the output does not depend on how the work is split

@@ -15,9 +15,9 @@ from dataclasses import fields
 import numba
 import numpy as np
 
-from experiments.data.csr import CSR
-from experiments.models.base import ModelContext
-from experiments.models.init import initial_weights
+from harness.data.csr import CSR
+from harness.models.base import ModelContext
+from harness.models.init import initial_weights
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
 from slide_core.checkpoint import network_state, restore_network
 
