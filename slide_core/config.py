@@ -39,7 +39,7 @@ ignored, and the larger the tail's share of the probability, the more the gradie
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from slide_core.sizing import auto_K, expected_retrieved
 from slide_core.tail import LAWS
@@ -255,7 +255,4 @@ class NetworkConfig:
         d = dict(d)
         d["layers"] = tuple(LayerConfig(**layer) for layer in d["layers"])
         return NetworkConfig(**d)
-
-    def with_(self, **changes) -> "NetworkConfig":
-        return replace(self, **changes)
 

@@ -4,6 +4,7 @@
     loss = net.train_batch(x, y)         # x, y: CSR-like (indptr int64, indices int32, data f32)
     top = net.predict_topk(x, 5)         # int32 (n, 5), exact dense output by default
     net.stats(); net.save(path); SlideNetwork.load(path)
+    arrays = net.state(); SlideNetwork.from_state(arrays)   # the same state, as named arrays
 
 threads == 1 runs the serial kernels (bit-reproducible for a seed); threads > 1 runs the
 parallel HOGWILD kernels with one chunk of the batch per thread.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Mapping
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from slide_core.layer import LayerParams, keras_weights, make_layer, neuron_rows
 from slide_core.sampling import STRATEGY_CODES
 from slide_core.schedule import maintenance_due
 from slide_core.shared_products import SharedProducts
+from slide_core.state import decode_meta, encode_meta, get_tuple, put_tuple
 from slide_core.step import (
     PARALLEL, SERIAL, ST_ACTIVE, ST_CANDIDATES, ST_LABELS, ST_MULTS, ST_RETRIEVED, ST_SAMPLES, ST_SHARED, BatchResult,
     Labels, OutputSpec, SelectSpec, SharedTail,
@@ -35,6 +38,8 @@ from slide_core.workspace import Workspace, make_workspace
 
 log = logging.getLogger(__name__)
 
+# what state() saves of every layer: all but the gradients, which are zero between batches
+_STATE_LAYER_FIELDS = tuple(name for name in LayerParams._fields if name not in ("gW", "gb"))
 TIMERS = ("hash_s", "tables_s", "forward_backward_s", "tail_s", "adam_s", "rehash_s")
 _NO_SHARED = SharedSample(np.zeros(0, np.int32), np.zeros(0, np.float32), 0)
 
@@ -495,8 +500,73 @@ class SlideNetwork:
         """[(W (n_in, n_out), b)] copies in the Keras layout."""
         return [keras_weights(p, self.input_major(i)) for i, p in enumerate(self.params)]
 
-    # ---------------------------------------------------------------- checkpoint
+    # ---------------------------------------------------------------- state and checkpoint
+    def state(self) -> dict[str, np.ndarray]:
+        """The network's whole state as named arrays (no pickle): a JSON header (config, step,
+        seed, rebuild counters, the diagnostics accumulated since the last stats() call), every
+        layer's weights, Adam moments and row stamps, every layer's hash functions, tables and
+        the keys the tables were built from (what the adaptive schedule measures drift
+        against), the rows' centers and the training label counts a tail law follows. The RNG
+        is counter-based (rng.py), so seed + step is its whole state. Views of the live arrays,
+        not copies: write them out before the next training step."""
+        if self._ws is not None:  # the workspace's per-batch counters into the accumulators
+            self._fold_stats(self._ws)
+        meta = {"config": self.config.to_dict(), "step": self.step, "seed": self.seed,
+                "rebuilds": self.rebuilds, "rehash_total": self.rehash_total, "last_drift": self.last_drift,
+                "rehashes_since_stats": self._rehashes, "batches_since_stats": self._batches_since_stats,
+                "samples_since_stats": self._samples_since_stats, "timers": self._timers}
+        arrays: dict[str, np.ndarray] = {"meta": encode_meta(meta), "stat_acc": self._stat_acc}
+        if self.label_counts is not None:
+            arrays["label_counts"] = self.label_counts
+        for i, p in enumerate(self.params):
+            for name in _STATE_LAYER_FIELDS:
+                arrays[f"layer{i}.{name}"] = getattr(p, name)
+            if self.hfs[i] is not None:
+                put_tuple(arrays, f"hf{i}", self.hfs[i])
+                put_tuple(arrays, f"tables{i}", self.tables[i])
+                arrays[f"keys{i}"] = self._keys_t[i]
+            if i in self._centers:
+                arrays[f"center{i}"] = self._centers[i]
+        return arrays
+
+    @classmethod
+    def from_state(cls, arrays: Mapping[str, np.ndarray], threads: int | None = None,
+                   source: str = "state") -> "SlideNetwork":
+        """A network with the state `state()` gave; it continues training bit-identically in
+        serial mode (tests/test_slide_engine.py). `source` names where the arrays came from in
+        error messages."""
+        meta = decode_meta(arrays, source)
+        config = NetworkConfig.from_dict(meta["config"])
+        weights = []
+        for i in range(len(config.layers)):
+            W = arrays[f"layer{i}.W"]
+            weights.append((W if cls.input_major(i) else W.T, arrays[f"layer{i}.b"]))
+        # the constructor builds fresh tables from these weights; they are replaced below
+        counts = arrays["label_counts"] if "label_counts" in arrays else None
+        net = cls(config, initial_weights=weights, seed=meta["seed"], threads=threads or 1, label_counts=counts)
+        for i in range(len(config.layers)):
+            fields = {name: np.ascontiguousarray(arrays[f"layer{i}.{name}"]) for name in _STATE_LAYER_FIELDS}
+            p = net.params[i]
+            net.params[i] = LayerParams(**fields, gW=p.gW, gb=p.gb)
+            if f"hf{i}.family" in arrays:
+                net.hfs[i] = get_tuple(arrays, f"hf{i}", HashFunctions)
+                net.tables[i] = get_tuple(arrays, f"tables{i}", HashTables)
+                net._keys_t[i] = np.ascontiguousarray(arrays[f"keys{i}"])
+            if f"center{i}" in arrays:
+                net._centers[i] = np.ascontiguousarray(arrays[f"center{i}"])
+        net.step = int(meta["step"])
+        net.rebuilds = list(meta["rebuilds"])
+        net.rehash_total = int(meta["rehash_total"])
+        net.last_drift = list(meta["last_drift"])
+        net._stat_acc[:] = arrays["stat_acc"]
+        net._rehashes = int(meta["rehashes_since_stats"])
+        net._batches_since_stats = int(meta["batches_since_stats"])
+        net._samples_since_stats = int(meta["samples_since_stats"])
+        net._timers.update(meta["timers"])
+        return net
+
     def save(self, path) -> None:
+        """state() in one .npz file (slide_core.checkpoint)."""
         save_network(self, path)
 
     @classmethod

@@ -83,6 +83,28 @@ def test_protocol_and_warmup_leaves_state_unchanged(threads):
     m.close()
 
 
+def test_state_dict_restores_a_model_that_continues_identically():
+    """What a job checkpoint holds of the SLIDE model (SlideNetwork.state, as copies like
+    harness.job_state reads them) builds a model that trains on exactly as the original."""
+    def make():
+        return SlideModel(ctx(), sparsity=0.05, hash_family="dwta", K=2, L=6, range_pow=6, rehash_every=2,
+                          tail_law="uniform")
+
+    m = make()
+    for i in range(3):
+        m.train_step(*data(i))
+    state = {k: np.array(v) for k, v in m.state_dict().items()}
+    restored = make()
+    restored.load_state_dict(state)
+    assert restored.net.step == 3
+    later = [data(i) for i in range(3, 6)]
+    assert [m.train_step(*b) for b in later] == [restored.train_step(*b) for b in later]
+    assert all(np.array_equal(a, b) for a, b in zip(snapshot(m)[0], snapshot(restored)[0]))
+    state["meta"] = np.frombuffer(b'{"format": 2}', dtype=np.uint8)
+    with pytest.raises(ValueError, match="format 2 is not one of"):
+        restored.load_state_dict(state)
+
+
 def _model_params(name: str):
     """model.params of conf/model/<name>.yaml with its defaults list (other model files) applied."""
     cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")

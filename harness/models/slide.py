@@ -19,7 +19,6 @@ from harness.data.csr import CSR
 from harness.models.base import ModelContext
 from harness.models.init import initial_weights
 from slide_core import LayerConfig, NetworkConfig, SlideNetwork
-from slide_core.checkpoint import network_state, restore_network
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +123,11 @@ class SlideModel:
         return self.net.predict_topk(x, k)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return network_state(self.net)
+        return self.net.state()
 
     def load_state_dict(self, arrays) -> None:
         self.net = None  # freed before the restored one is built: one network in memory, not two
-        net = restore_network(SlideNetwork, arrays, threads=self.threads)
+        net = SlideNetwork.from_state(arrays, threads=self.threads)
         if net.config.to_dict() != self.config.to_dict():
             raise ValueError("the checkpoint's SLIDE network config differs from this job's")
         self.net = net
