@@ -8,10 +8,11 @@ One checkpoint is one .npz file (no pickle) in the job's checkpoint folder,
   id, and the training loop's position (harness.loop.LoopState: epoch and batch, the
   iteration, the training clock, the last evaluated step, half-filled log windows).
 
-A checkpoint is written to a temporary name, fsynced, renamed, and the folder fsynced: a file
-under the real name is always complete. The last `keep` are kept. Reading tries the newest
-first; one that is truncated, of another format or made for another config is reported with
-its path and the problem, and the one before it is tried (load_latest).
+A checkpoint is written to a temporary name, fsynced, renamed, and the folder fsynced
+(slide_core.files.atomic_write): a file under the real name is always complete. The last
+`keep` are kept. Reading tries the newest first; one that is truncated, of another format or
+made for another config is reported with its path and the problem, and the one before it is
+tried (load_latest).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from slide_core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -83,28 +86,15 @@ def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_checkpoint(folder: str | os.PathLike, iteration: int, meta: Mapping[str, Any],
                      model_state: Mapping[str, np.ndarray]) -> Path:
     """Write one checkpoint atomically; returns its path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"ckpt-{int(iteration):09d}.npz"
-    tmp = folder / f".{path.name}.tmp"
     header = np.frombuffer(json.dumps({"format": FORMAT, **meta}).encode(), dtype=np.uint8)
-    with open(tmp, "wb") as f:
-        np.savez(f, meta=header, **{_MODEL + k: np.asarray(v) for k, v in model_state.items()})
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_folder(folder)  # the rename itself survives a crash
+    arrays = {_MODEL + k: np.asarray(v) for k, v in model_state.items()}
+    atomic_write(path, lambda f: np.savez(f, meta=header, **arrays))
     return path
 
 

@@ -40,6 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
+from slide_core.files import atomic_write
+
 _ROOT = Path(__file__).resolve().parent
 _STAMP = _ROOT / "__pycache__" / "numba-sources.sha256"
 
@@ -68,9 +70,7 @@ def _drop_stale_cache() -> None:
             pass
     try:
         _STAMP.parent.mkdir(exist_ok=True)
-        tmp = _STAMP.with_name(f"{_STAMP.name}.{os.getpid()}")
-        tmp.write_text(digest)
-        tmp.replace(_STAMP)
+        atomic_write(_STAMP, lambda f: f.write(digest.encode()))
     except OSError:  # read-only install: Numba then caches elsewhere (or not at all)
         pass
 

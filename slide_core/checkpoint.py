@@ -9,11 +9,13 @@ import os
 
 import numpy as np
 
+from slide_core.files import atomic_write
+
 
 def save_network(net, path) -> None:
-    tmp = f"{os.fspath(path)}.tmp.npz"
-    np.savez(tmp, **net.state())
-    os.replace(tmp, path)  # never leave a half-written checkpoint under the real name
+    """net.state() in one .npz file, written atomically (slide_core.files)."""
+    state = net.state()
+    atomic_write(path, lambda f: np.savez(f, **state))
 
 
 def load_network(cls, path, threads: int | None = None):

@@ -5,14 +5,14 @@ sample of its bytes (the whole file when small), plus the parser's format versio
 editing or replacing the file makes a new key and the file is parsed again. A synthetic
 dataset is keyed by its generator spec instead (harness.data.datasets).
 
-Entries are written to a temporary name and renamed into place, so parallel jobs of a sweep
-that miss at the same time each write a complete file and readers never see half of one.
+Entries are written to a temporary name and renamed into place (slide_core.files.atomic_write),
+so parallel jobs of a sweep that miss at the same time each write a complete file and readers
+never see half of one.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import zipfile
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from harness.data.csr import CSR
 from harness.data.xmc import XMCSplit, read_xmc
+from slide_core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +101,7 @@ def save_splits(entry: Path, splits: dict[str, XMCSplit]) -> None:
             arrays[f"{name}.{part}.indices"] = csr.indices
             arrays[f"{name}.{part}.data"] = csr.data
             arrays[f"{name}.{part}.n_cols"] = np.int64(csr.n_cols)
-    tmp = entry.with_name(f".{entry.stem}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, **arrays)  # uncompressed: loading is the hot path, disk is cheap
-        os.replace(tmp, entry)
-    finally:
-        tmp.unlink(missing_ok=True)  # only left behind when writing failed
+    atomic_write(entry, lambda f: np.savez(f, **arrays))  # uncompressed: loading is the hot path, disk is cheap
 
 
 def load_splits(entry: Path) -> dict[str, XMCSplit] | None:

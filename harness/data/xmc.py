@@ -16,7 +16,6 @@ module reads the header, sizes the arrays, and turns the kernel's error codes in
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,6 +24,7 @@ import numpy as np
 from harness.data import xmc_format as fmt
 from harness.data import xmc_parse as k
 from harness.data.csr import CSR
+from slide_core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,8 @@ def write_xmc(split: XMCSplit, path) -> None:
     if not np.all(np.isfinite(f_data)):
         raise ValueError("feature values must be finite to be written")
     n = features.n_rows
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+
+    def write(fh) -> None:
         fh.write(f"{n} {features.n_cols} {labels.n_cols}\n".encode())
         for lo in range(0, n, _WRITE_CHUNK_ROWS):
             hi = min(n, lo + _WRITE_CHUNK_ROWS)
@@ -107,7 +106,8 @@ def write_xmc(split: XMCSplit, path) -> None:
             out = np.empty(size, dtype=np.uint8)
             used = fmt.format_rows(f_indptr, f_indices, f_data, l_indptr, l_indices, lo, hi, out)
             fh.write(out[:used].tobytes())
-    os.replace(tmp, path)  # a reader never sees half a file
+
+    atomic_write(path, write)  # a reader never sees half a file
 
 
 # ---------------------------------------------------------------- helpers
