@@ -42,6 +42,7 @@ from mlflow.utils.mlflow_tags import (MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, M
                                       MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER)
 from omegaconf import DictConfig, OmegaConf
 
+import contract
 from harness.job_state import Checkpointer, checkpoint_folder, load_latest, owned_checkpoint_folder
 from harness.clock import Stopwatch
 from harness.data.batching import eval_subset
@@ -49,7 +50,7 @@ from harness.data.datasets import Dataset, load_dataset
 from harness.evaluation import Evaluator
 from harness.loop import LoopSettings, LoopState, train_and_evaluate
 from harness.models.base import JobSkipped, ModelContext
-from harness.resume import (CONFIG_HASH_TAG, REPEAT_GROUP_TAG, Heartbeat, claim_resume, config_hash, end_dead_runs,
+from harness.resume import (Heartbeat, claim_resume, config_hash, end_dead_runs,
                                 finished_run, repeat_group, resumable_run, runs_of_config)
 from harness.stopping import STOP_SIGNALS, JobInterrupted, StopSignals
 from harness.sweep_run import parent_run_id
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 
 STATUS_FILE = "job_status.json"  # written into the job's output folder; read by the sweep callback
 SKIPPED_PREFIX = "[skipped] "  # a skipped job's run name starts with it
-CHECKPOINT_DIR_TAG = "checkpoint_dir"
 RESUME_MODES = ("auto", "never")
 
 
@@ -118,8 +118,8 @@ def _train(cfg: DictConfig, tracker: Tracker, label: str, plan: CheckpointPlan, 
     tracker.log_metrics({"time/setup_s": setup.seconds}, step=0)
     try:
         tags = model.describe()
-        if "threads" in tags and tags["threads"] != str(cfg.train.threads):
-            log.warning("%s runs on %s threads, not the %s requested (train.threads)", label, tags["threads"],
+        if contract.THREADS in tags and tags[contract.THREADS] != str(cfg.train.threads):
+            log.warning("%s runs on %s threads, not the %s requested (train.threads)", label, tags[contract.THREADS],
                         cfg.train.threads)
         tracker.set_tags(tags)
         resolved = getattr(model, "resolved_params", None)  # optional: what "auto" settings became
@@ -136,7 +136,7 @@ def _train(cfg: DictConfig, tracker: Tracker, label: str, plan: CheckpointPlan, 
         checkpoints = Checkpointer(plan.folder, plan.config_hash, tracker.run_id, cfg.train.checkpoint_every_s,
                                    cfg.train.checkpoint_keep, tracker)
         train_and_evaluate(model, dataset.train, evaluator, tracker, settings,
-                           show_progress=cfg.get("progress", True), label=label, checkpoints=checkpoints,
+                           show_progress=cfg.progress, label=label, checkpoints=checkpoints,
                            stop=stop, start=start)
     finally:
         model.close()
@@ -153,9 +153,9 @@ def _restore(model, plan: CheckpointPlan, tracker: Tracker, label: str) -> LoopS
     state = LoopState.from_dict(meta["loop"])
     log.info("%s resumes from %s (iteration %d, %.1f s of training) in %.2f s", label, meta["path"],
              state.iteration, state.train_s, restore.seconds)
-    previous = tracker.client.get_run(tracker.run_id).data.tags.get("resumes", "0")
+    previous = tracker.client.get_run(tracker.run_id).data.tags.get(contract.RESUMES, "0")
     count = int(previous) if previous.isdigit() else 0  # a tag anyone could have written
-    tracker.set_tags({"resumes": str(count + 1), "resumed_from": meta["path"]})
+    tracker.set_tags({contract.RESUMES: str(count + 1), "resumed_from": meta["path"]})
     tracker.log_metrics({"checkpoint/restore_s": restore.seconds}, step=state.iteration)
     return state
 
@@ -167,7 +167,7 @@ def _end_failed(tracker: Tracker, error: Exception, what: str) -> str:
     try:
         tracker.log_text(traceback.format_exc(), "error/traceback.txt")
     finally:
-        tracker.end("FAILED", {"status": "failed", "failure": f"{type(error).__name__}: {error}"[:5000]})
+        tracker.end("FAILED", {contract.STATUS: "failed", contract.FAILURE: f"{type(error).__name__}: {error}"[:5000]})
     return "failed"
 
 
@@ -175,7 +175,7 @@ def _end_skipped(tracker: Tracker, label: str, reason: str) -> str:
     """End the run of a job that could not run here, visibly (module docstring)."""
     log.warning("%s skipped: %s", label, reason)
     tracker.rename(SKIPPED_PREFIX + label)
-    tracker.end("FINISHED", {"status": "skipped", "skip_reason": reason,
+    tracker.end("FINISHED", {contract.STATUS: "skipped", contract.SKIP_REASON: reason,
                              MLFLOW_RUN_NOTE: f"Skipped: {reason}"})
     return "skipped"
 
@@ -195,13 +195,13 @@ def run_tracked(cfg: DictConfig, tracker: Tracker, label: str, plan: CheckpointP
         raise
     except Exception as error:  # the sweep must go on: record and report, don't propagate
         return _end_failed(tracker, error, f"{label} failed")
-    tracker.end("FINISHED", {"status": "finished"})
+    tracker.end("FINISHED", {contract.STATUS: "finished"})
     return "finished"
 
 
 def _end_killed(tracker: Tracker, stopped: BaseException) -> None:
     how = signal.Signals(stopped.signum).name if isinstance(stopped, JobInterrupted) else "KeyboardInterrupt"
-    tracker.end("KILLED", {"status": "killed", "stopped_by": how})
+    tracker.end("KILLED", {contract.STATUS: "killed", contract.STOPPED_BY: how})
 
 
 HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"  # glibc: madvise(MADV_HUGEPAGE) on its large mappings
@@ -322,14 +322,14 @@ def _run_isolated(cfg: DictConfig, cfg_container: dict, tracker: Tracker, label:
             process.join()
     except KeyboardInterrupt:
         _stop_child(process)
-        tracker.end("KILLED", {"status": "killed", "stopped_by": "KeyboardInterrupt"})
+        tracker.end("KILLED", {contract.STATUS: "killed", contract.STOPPED_BY: "KeyboardInterrupt"})
         raise
     run = tracker.client.get_run(tracker.run_id)
     if run.info.status == "RUNNING":  # the child died without ending the run
         return _end_dead_child(tracker, label, process.exitcode)
     if received or run.info.status == "KILLED":
         raise JobInterrupted(received[0] if received else signal.SIGTERM)
-    return run.data.tags.get("status", "failed")
+    return run.data.tags.get(contract.STATUS, "failed")
 
 
 def _end_dead_child(tracker: Tracker, label: str, exitcode: int | None) -> str:
@@ -338,11 +338,11 @@ def _end_dead_child(tracker: Tracker, label: str, exitcode: int | None) -> str:
         name = signal.Signals(-exitcode).name
         reason = f"the job's subprocess was killed by {name} (the OOM killer?) before ending its run"
         log.error("%s killed: %s", label, reason)
-        tracker.end("KILLED", {"status": "killed", "stopped_by": name, "failure": reason})
+        tracker.end("KILLED", {contract.STATUS: "killed", contract.STOPPED_BY: name, contract.FAILURE: reason})
         return "killed"
     reason = f"the job's subprocess exited with code {exitcode} before ending its run"
     log.error("%s failed: %s", label, reason)
-    tracker.end("FAILED", {"status": "failed", "failure": reason})
+    tracker.end("FAILED", {contract.STATUS: "failed", contract.FAILURE: reason})
     return "failed"
 
 
@@ -365,14 +365,13 @@ def base_tags(cfg: DictConfig, job: dict[str, Any]) -> dict[str, str]:
     return {
         **({MLFLOW_PARENT_RUN_ID: parent} if parent else {}),
         **source_tags(cfg.paths.root),
-        "model": cfg.model.name,
-        "dataset": cfg.dataset.name,
-        "device": cfg.model.device,
-        "threads": str(cfg.train.threads),
-        "sweep_id": job["sweep_id"],
-        "hydra_sweep_dir": job["sweep_id"],
-        "job_num": str(job["num"]),
-        "status": "running",
+        contract.MODEL: cfg.model.name,
+        contract.DATASET: cfg.dataset.name,
+        contract.DEVICE: cfg.model.device,
+        contract.THREADS: str(cfg.train.threads),
+        contract.SWEEP_ID: job["sweep_id"],
+        contract.JOB_NUM: str(job["num"]),
+        contract.STATUS: "running",
         **machine_tags(),
     }
 
@@ -392,7 +391,7 @@ def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
         raise ValueError(f"train.resume must be one of {RESUME_MODES}, got {cfg.train.resume!r}")
     cfg_container = OmegaConf.to_container(cfg, resolve=True)
     digest = config_hash(cfg_container)
-    tags = {**base_tags(cfg, job), CONFIG_HASH_TAG: digest, REPEAT_GROUP_TAG: repeat_group(cfg_container)}
+    tags = {**base_tags(cfg, job), contract.CONFIG_HASH: digest, contract.REPEAT_GROUP: repeat_group(cfg_container)}
     experiment_id = ensure_store(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))
     client = MlflowClient(tracking_uri=cfg.tracking.uri)
     end_dead_runs(client, experiment_id, cfg.tracking.stale_after_s, cfg.tracking.heartbeat_every_s)
@@ -437,7 +436,7 @@ def _open_run(cfg: DictConfig, job: dict[str, Any], label: str, tags: dict[str, 
     options = dict(flush_every_s=cfg.tracking.flush_every_s, system_metrics_every_s=cfg.tracking.system_metrics_every_s)
     if stopped is not None:
         tracker = Tracker.attach(cfg.tracking.uri, stopped.info.run_id, resumed=True, **options)
-        folder = str(owned_checkpoint_folder(stopped.data.tags.get(CHECKPOINT_DIR_TAG), tracker.run_id,
+        folder = str(owned_checkpoint_folder(stopped.data.tags.get(contract.CHECKPOINT_DIR), tracker.run_id,
                                              job["sweep_id"], job["owned_roots"]))
         log.info("%s: continuing run %s (stopped before its end) from %s", label, tracker.run_id, folder)
         tracker.set_tags(_join_sweep_tags(tags))
@@ -445,15 +444,15 @@ def _open_run(cfg: DictConfig, job: dict[str, Any], label: str, tags: dict[str, 
         tracker = Tracker.start(cfg.tracking.uri, cfg.tracking.experiment, run_name=label, tags=tags,
                                 artifact_root=cfg.tracking.get("artifact_root"), **options)
         folder = str(checkpoint_folder(job["sweep_id"], tracker.run_id))
-        tracker.set_tags({CHECKPOINT_DIR_TAG: folder})
+        tracker.set_tags({contract.CHECKPOINT_DIR: folder})
     Heartbeat(tracker.client, tracker.run_id, None).beat()  # this process, until training starts
-    return tracker, CheckpointPlan(folder, tags[CONFIG_HASH_TAG], resume=stopped is not None)
+    return tracker, CheckpointPlan(folder, tags[contract.CONFIG_HASH], resume=stopped is not None)
 
 
 def _join_sweep_tags(tags: dict[str, str]) -> dict[str, str]:
     """The tags that make an earlier run part of this sweep (its parent, sweep and job number),
     so that this sweep's reports include it, and its repeat group (runs from before the tag)."""
-    keys = (MLFLOW_PARENT_RUN_ID, "sweep_id", "hydra_sweep_dir", "job_num", REPEAT_GROUP_TAG)
+    keys = (MLFLOW_PARENT_RUN_ID, contract.SWEEP_ID, contract.JOB_NUM, contract.REPEAT_GROUP)
     return {k: tags[k] for k in keys if k in tags}
 
 

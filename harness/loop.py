@@ -10,6 +10,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 
+import contract
 from harness.job_state import Checkpointer
 from harness.clock import Stopwatch, TrainClock
 from harness.data.batching import iterate_batches
@@ -109,7 +110,7 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
         metrics = {f"eval/{k}": v for k, v in scores.items()}
         metrics.update({"eval/seconds": sw.seconds, "epoch": state.epoch})
         if state.iteration == 0 or state.iteration % settings.log_every:  # else the log point has it
-            metrics["time/train_s"] = clock.seconds
+            metrics[contract.TRAIN_CLOCK] = clock.seconds
         metrics.update(model.diagnostics())
         eval_diagnostics = getattr(model, "eval_diagnostics", None)  # optional (SLIDE: retrieval quality)
         if eval_diagnostics is not None:
@@ -139,7 +140,7 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
         p_at_1 = None
         if state.iteration % settings.log_every == 0:
             loss_mean, faults_mean = state.pop_means()
-            tracker.log_metrics({"train/loss": loss_mean, "time/train_s": clock.seconds,
+            tracker.log_metrics({contract.TRAIN_LOSS: loss_mean, contract.TRAIN_CLOCK: clock.seconds,
                                  "perf/samples_per_s": state.samples / max(clock.seconds, 1e-12),
                                  "perf/page_faults_per_step": faults_mean}, step=state.iteration)
         if settings.eval_due(state.iteration, clock.seconds, state.last_eval_s):
@@ -184,10 +185,10 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
 
     clock_s = clock.seconds
     final = {
-        "final/train_s": clock_s,
+        contract.FINAL_TRAIN_S: clock_s,
         "final/iterations": float(state.iteration),
         "final/epochs": state.iteration / batches_per_epoch,
-        "final/samples_per_s": state.samples / max(clock_s, 1e-12),
+        contract.FINAL_SAMPLES_PER_S: state.samples / max(clock_s, 1e-12),
     }
     if settings.final_eval:
         with Stopwatch() as sw:
@@ -197,7 +198,7 @@ def train_and_evaluate(model: Model, train: XMCSplit, evaluator: Evaluator, trac
     # Kept beside MLflow's system metrics, which sample the whole machine's used memory every
     # few seconds: this is the job's own high-water mark (VmHWM), a peak no sampler catches and
     # that no other process (a parallel job, the sweep process) inflates.
-    final["mem/peak_rss_mb"] = peak_rss_mb()
+    final[contract.PEAK_RSS_MB] = peak_rss_mb()
     if checkpoints is not None:
         final["checkpoint/save_s_total"] = checkpoints.total_save_s
         final["checkpoint/size_mb"] = checkpoints.last_size_mb

@@ -51,19 +51,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
+import contract
 from harness.tracking import Tracker, with_retries
 
 log = logging.getLogger(__name__)
 
-CONFIG_HASH_TAG = "config_hash"
-# Repeats of a job: runs whose configs differ only in the seed share this tag (the reports draw
-# them as one median curve with a band and bootstrap their speed-ups).
-REPEAT_GROUP_TAG = "repeat_group"
-HEARTBEAT_TAG = "heartbeat"
-RESUME_LEASE_PARAM = "resume_lease"
 # where or how a job is recorded, not what it computes: left out of its identity
 _NOT_IDENTITY = {"paths", "tracking", "progress", "sweep"}
 _NOT_IDENTITY_TRAIN = {"resume", "checkpoint_every_s", "checkpoint_keep"}
+_NOT_IDENTITY_MODEL = {"role", "colour", "marker"}  # how reports show a model, not what it computes
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -71,6 +67,8 @@ def config_hash(config: Mapping[str, Any]) -> str:
     kept = {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
     if isinstance(kept.get("train"), Mapping):
         kept["train"] = {k: v for k, v in kept["train"].items() if k not in _NOT_IDENTITY_TRAIN}
+    if isinstance(kept.get("model"), Mapping):
+        kept["model"] = {k: v for k, v in kept["model"].items() if k not in _NOT_IDENTITY_MODEL}
     text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -164,7 +162,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         try:
-            with_retries(self.client.set_tag, self.run_id, HEARTBEAT_TAG, heartbeat_value())
+            with_retries(self.client.set_tag, self.run_id, contract.HEARTBEAT, heartbeat_value())
         except Exception as error:  # a missed beat must not end the job
             log.warning("heartbeat of run %s not written: %s", self.run_id, error)
 
@@ -199,7 +197,7 @@ def end_dead_runs(client: MlflowClient, experiment_id: str, stale_after_s: float
                             max_results=1000)
     dead, suspects = [], {}
     for run in running:
-        raw = run.data.tags.get(HEARTBEAT_TAG)
+        raw = run.data.tags.get(contract.HEARTBEAT)
         try:
             beat = json.loads(raw) if raw is not None else None
         except ValueError:
@@ -227,7 +225,7 @@ def _silent(client: MlflowClient, suspects: dict, window_s: float) -> list:
         time.sleep(min(2.0, max(deadline - time.monotonic(), 0.0)))
         for run_id, (_, _, raw) in list(suspects.items()):
             now = with_retries(client.get_run, run_id)
-            if now.info.status != "RUNNING" or now.data.tags.get(HEARTBEAT_TAG) != raw:
+            if now.info.status != "RUNNING" or now.data.tags.get(contract.HEARTBEAT) != raw:
                 del suspects[run_id]  # it beat (alive) or someone else ended it
     return [(run, beat) for run, beat, _ in suspects.values()]
 
@@ -239,12 +237,12 @@ def _end_dead(client: MlflowClient, run: Run, beat: Mapping[str, Any]) -> None:
             "same command resumes it from its last checkpoint.")
     log.warning("run %s (%s) was left RUNNING by a process that is gone: marking it KILLED",
                 run.info.run_id, run.info.run_name)
-    Tracker(client, run.info.run_id).end("KILLED", {"status": "killed", MLFLOW_RUN_NOTE: note})
+    Tracker(client, run.info.run_id).end("KILLED", {contract.STATUS: "killed", MLFLOW_RUN_NOTE: note})
 
 
 def claim_resume(client: MlflowClient, run: Run) -> bool:
     """Take the lease to continue KILLED `run` (module docstring); False when another job has it."""
-    key = f"{RESUME_LEASE_PARAM}.{run.info.end_time or 0}"
+    key = f"{contract.RESUME_LEASE}.{run.info.end_time or 0}"
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     try:
         with_retries(client.log_param, run.info.run_id, key, holder)
@@ -258,13 +256,13 @@ def claim_resume(client: MlflowClient, run: Run) -> bool:
 # -- previous runs of a config ---------------------------------------------------------------
 def runs_of_config(client: MlflowClient, experiment_id: str, digest: str) -> list[Run]:
     """The runs of this config in the experiment, newest first."""
-    return with_retries(client.search_runs, [experiment_id], filter_string=f"tags.{CONFIG_HASH_TAG} = '{digest}'",
+    return with_retries(client.search_runs, [experiment_id], filter_string=f"tags.{contract.CONFIG_HASH} = '{digest}'",
                          order_by=["attributes.start_time DESC"], max_results=200)
 
 
 def finished_run(runs: list[Run]) -> Run | None:
     """The newest run that finished training (not one recorded as skipped)."""
-    return next((r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("status") == "finished"), None)
+    return next((r for r in runs if r.info.status == "FINISHED" and r.data.tags.get(contract.STATUS) == "finished"), None)
 
 
 def resumable_run(runs: list[Run]) -> Run | None:

@@ -38,6 +38,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from omegaconf import DictConfig, OmegaConf
 
+import contract
 from harness.tracking import Tracker, with_retries
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 UI_TRAINING_VIEW = "?workflowType=machine_learning"
 LOCAL_UI = "http://127.0.0.1:5000"  # where the README's `mlflow ui` command serves a local store
 PARENT_RUN_FILE = "mlflow_parent_run.json"  # in the sweep folder: {"run_id", "uri", "experiment"}
-SWEEP_KIND = "sweep"  # tag kind=sweep marks a parent run (reports.load skips it as a result)
 SWEEP_LOCK_FILE = "sweep.lock"  # in the sweep folder: held (flock) by the sweep's launching process
 
 
@@ -120,8 +120,8 @@ def start_sweep_run(config: DictConfig, tags: dict[str, str]) -> Tracker:
     tracking = config.tracking
     sweep_dir = Path(str(config.hydra.sweep.dir))
     tracker = Tracker.start(tracking.uri, tracking.experiment, run_name=sweep_run_name(config),
-                            tags={**tags, "kind": SWEEP_KIND, "sweep_id": str(config.hydra.sweep.dir),
-                                  "status": "running", MLFLOW_RUN_NOTE: describe(config)},
+                            tags={**tags, contract.KIND: contract.KIND_SWEEP, contract.SWEEP_ID: str(config.hydra.sweep.dir),
+                                  contract.STATUS: "running", MLFLOW_RUN_NOTE: describe(config)},
                             artifact_root=tracking.get("artifact_root"))
     tracker.log_params(sweep_params(config))
     # as Hydra composed it (its own multirun.yaml): the sweep's overrides under hydra.overrides
@@ -168,7 +168,7 @@ def end_sweep_run(tracker: Tracker, job_statuses: Sequence[str]) -> str:
     counts = {f"jobs_{s}": str(sum(1 for j in job_statuses if j == s))
               for s in ("finished", "skipped", "failed", "killed")}
     tracker.end("FAILED" if status == "failed" else "FINISHED",
-                {"status": status, "jobs": str(len(job_statuses)), **counts})
+                {contract.STATUS: status, "jobs": str(len(job_statuses)), **counts})
     return status
 
 
@@ -180,7 +180,7 @@ def end_if_still_running(tracker: Tracker) -> None:
     try:
         if with_retries(MlflowClient(tracking_uri=tracker.client.tracking_uri).get_run,
                          tracker.run_id).info.status == "RUNNING":
-            tracker.end("KILLED", {"status": "killed"})
+            tracker.end("KILLED", {contract.STATUS: "killed"})
     except Exception as error:  # at interpreter exit: report, never raise
         log.warning("could not end the sweep's parent run %s: %s", tracker.run_id, error)
 

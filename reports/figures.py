@@ -37,9 +37,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+import contract
 from reports.load import eval_points, finished, is_slide
 from reports.style import (context_text, draw_curves, empty_message, figure_with_notes, legend,
-                           model_colour, model_marker, not_plotted, plain_log_ticks, save,
+                           model_looks, not_plotted, plain_log_ticks, save,
                            strategy_colour, strategy_marker)
 from reports.table import ACTIVE, baseline_levels, times_to_targets, tradeoff_points
 
@@ -47,7 +48,7 @@ from reports.table import ACTIVE, baseline_levels, times_to_targets, tradeoff_po
 
 def _time_panel(ax: Axes, runs: pd.DataFrame, points: pd.DataFrame) -> None:
     """One Figure 3 panel: the runs' P@1 curves against the training clock, log x."""
-    drawn = draw_curves(ax, runs, points, "time/train_s", "eval/p_at_1")
+    drawn = draw_curves(ax, runs, points, contract.TRAIN_CLOCK, contract.EVAL_P_AT_1)
     ax.set_xscale("log")
     plain_log_ticks(ax.xaxis)
     ax.set_ylim(bottom=0.0)  # P@1 from 0: a zoomed axis would exaggerate small differences
@@ -69,8 +70,8 @@ def figure3(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
     Points at training time 0 (the eval before the first step) cannot sit on a log axis and
     are left out; the curve starts at the first eval after training began.
     """
-    points = eval_points(histories).dropna(subset=["time/train_s"]).sort_values(["run_id", "step"])
-    points = points[points["time/train_s"] > 0]
+    points = eval_points(histories).dropna(subset=[contract.TRAIN_CLOCK]).sort_values(["run_id", "step"])
+    points = points[points[contract.TRAIN_CLOCK] > 0]
     datasets = list(dict.fromkeys(runs["dataset"])) or [""]
     big = runs["dataset"].value_counts().max() > 8 if len(runs) else False
     fig, axes = figure_with_notes(not_plotted(runs, histories), ncols=len(datasets),
@@ -87,11 +88,11 @@ def iterations(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
                stem: str = "iterations") -> list[Path]:
     """P@1 and training loss vs iteration, one curve per run (convergence parity)."""
     evals = eval_points(histories).sort_values(["run_id", "step"])
-    losses = histories[histories["train/loss"].notna()].sort_values(["run_id", "step"])
+    losses = histories[histories[contract.TRAIN_LOSS].notna()].sort_values(["run_id", "step"])
     fig, (ax_p, ax_l) = figure_with_notes(not_plotted(runs, histories), ncols=2,
                                            width=12.0 + (4.0 if len(runs) > 8 else 0.0))
-    drawn = draw_curves(ax_p, runs, evals, "step", "eval/p_at_1")
-    draw_curves(ax_l, runs, losses, "step", "train/loss")
+    drawn = draw_curves(ax_p, runs, evals, "step", contract.EVAL_P_AT_1)
+    draw_curves(ax_l, runs, losses, "step", contract.TRAIN_LOSS)
     ax_p.set(xlabel="training iteration (batches)", ylabel="P@1 (eval subset)",
              title="P@1 vs iterations")
     ax_l.set(xlabel="training iteration (batches)", ylabel="training loss (batch mean)")
@@ -124,22 +125,23 @@ def scaling(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
     against threads, per model. Several runs at one (model, threads) are reduced to the median.
     """
     done = finished(runs)
-    speed = _per_model_threads(done, "final/samples_per_s") if "final/samples_per_s" in done else \
-        pd.DataFrame(columns=["model", "threads", "final/samples_per_s"])
+    speed = _per_model_threads(done, contract.FINAL_SAMPLES_PER_S) if contract.FINAL_SAMPLES_PER_S in done else \
+        pd.DataFrame(columns=["model", "threads", contract.FINAL_SAMPLES_PER_S])
     ttt = times_to_targets(done, histories, [fraction]).merge(
         done[["run_id", "model", "threads"]], on="run_id")
     ttt_med = _per_model_threads(ttt, "seconds")
     fig, (ax_s, ax_t) = figure_with_notes(not_plotted(runs, histories), ncols=2, width=12.0)
+    looks = model_looks(runs)
     for model, grp in speed.groupby("model"):
-        col = model_colour(model)
-        ax_s.plot(grp["threads"], grp["final/samples_per_s"], "-", marker=model_marker(model),
+        col, marker = looks[model]
+        ax_s.plot(grp["threads"], grp[contract.FINAL_SAMPLES_PER_S], "-", marker=marker,
                   color=col, label=model)
         base = grp.iloc[0]
-        ideal = base["final/samples_per_s"] * grp["threads"] / base["threads"]
+        ideal = base[contract.FINAL_SAMPLES_PER_S] * grp["threads"] / base["threads"]
         ax_s.plot(grp["threads"], ideal, ":", color=col, alpha=0.6)
     for model, grp in ttt_med.groupby("model"):
-        ax_t.plot(grp["threads"], grp["seconds"], "-", marker=model_marker(model),
-                  color=model_colour(model), label=model)
+        ax_t.plot(grp["threads"], grp["seconds"], "-", marker=looks[model][1],
+                  color=looks[model][0], label=model)
     threads = sorted({int(t) for t in runs["threads"].dropna()})
     for ax in (ax_s, ax_t):
         ax.set_xscale("log", base=2)
@@ -175,10 +177,10 @@ def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
 def sublinear_points(runs: pd.DataFrame) -> pd.DataFrame:
     """model, n_labels, s_per_sample (= 1 / final/samples_per_s, median over repeats)."""
     done = finished(runs)
-    if "final/samples_per_s" not in done.columns or "data.n_labels" not in done.columns:
+    if contract.FINAL_SAMPLES_PER_S not in done.columns or "data.n_labels" not in done.columns:
         return pd.DataFrame(columns=["model", "n_labels", "s_per_sample"])
     pts = done.assign(n_labels=done["data.n_labels"].astype("float64"),
-                      s_per_sample=1.0 / done["final/samples_per_s"])
+                      s_per_sample=1.0 / done[contract.FINAL_SAMPLES_PER_S])
     pts = pts.dropna(subset=["n_labels", "s_per_sample"])
     pts = pts[np.isfinite(pts["s_per_sample"])]
     return (pts.groupby(["model", "n_labels"], as_index=False)["s_per_sample"].median()
@@ -191,11 +193,12 @@ def sublinear(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
     fitted slope; a grey dashed guide of slope 1 (cost linear in labels) for comparison."""
     pts = sublinear_points(runs)
     fig, (ax,) = figure_with_notes(not_plotted(runs, histories))
+    looks = model_looks(runs)
     for model, grp in pts.groupby("model"):
         slope = loglog_slope(grp["n_labels"].to_numpy(), grp["s_per_sample"].to_numpy())
         label = model + ("" if math.isnan(slope) else f" (slope {slope:.2f})")
-        ax.plot(grp["n_labels"], grp["s_per_sample"], "-", marker=model_marker(model),
-                color=model_colour(model), label=label)
+        ax.plot(grp["n_labels"], grp["s_per_sample"], "-", marker=looks[model][1],
+                color=looks[model][0], label=label)
     if len(pts):
         lo, hi = pts["n_labels"].min(), pts["n_labels"].max()
         anchor = pts[pts["n_labels"] == lo]["s_per_sample"].median()
@@ -328,7 +331,8 @@ def _strategy_label(strategy: str) -> str:
     return f"{strategy} ({note})" if note else strategy
 
 
-def _tradeoff_panel(ax: Axes, title: str, points: pd.DataFrame, levels: pd.DataFrame) -> None:
+def _tradeoff_panel(ax: Axes, title: str, points: pd.DataFrame, levels: pd.DataFrame,
+                    looks: dict[str, tuple[str, str]]) -> None:
     """One problem: a marked line per strategy (sorted by x), a dashed line per other model."""
     for strategy, grp in points.groupby("strategy", sort=True):
         grp = grp.sort_values("active fraction")
@@ -336,7 +340,7 @@ def _tradeoff_panel(ax: Axes, title: str, points: pd.DataFrame, levels: pd.DataF
                 marker=strategy_marker(strategy), markersize=7, linewidth=1.6,
                 label=_strategy_label(strategy))
     for level in levels.to_dict("records"):  # repeated runs: their median (the table says so)
-        ax.axhline(level["final P@1"], color=model_colour(level["model"]), linestyle="--",
+        ax.axhline(level["final P@1"], color=looks[level["model"]][0], linestyle="--",
                    linewidth=1.4, label=level["model"])
     ax.set_xscale("log")
     plain_log_ticks(ax.xaxis)
@@ -370,12 +374,13 @@ def sparsity_tradeoff(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path
     problems = _problems(points)
     fig, axes = figure_with_notes(tradeoff_notes(runs, points), ncols=max(len(problems), 1),
                                   width=8.0 * min(max(len(problems), 1), 2))
+    looks = model_looks(runs)
     if not problems:  # one empty panel saying why (no finished SLIDE run with a point)
-        _tradeoff_panel(axes[0], f"Sparsity trade-off — {context_text(runs)}", points, levels)
+        _tradeoff_panel(axes[0], f"Sparsity trade-off — {context_text(runs)}", points, levels, looks)
         return save(fig, out_dir, stem)
     for ax, (dataset, labels) in zip(axes, problems, strict=True):
         _tradeoff_panel(ax, f"Sparsity trade-off — {dataset}, {labels} labels",
-                        _of_problem(points, dataset, labels), _of_problem(levels, dataset, labels))
+                        _of_problem(points, dataset, labels), _of_problem(levels, dataset, labels), looks)
     return save(fig, out_dir, stem)
 
 

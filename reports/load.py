@@ -17,8 +17,11 @@ Then the selections every table and figure makes of them: ``finished`` runs, SLI
 A sweep is read as its parent run's children: the harness gives every `-m` sweep a parent run
 (tags kind=sweep and sweep_id = the Hydra sweep dir; its jobs' runs carry mlflow.parentRunId).
 Stores without one (sweeps from before, or runs logged by other tools) are read by the jobs'
-own sweep_id tag. Parent runs and report runs (tag kind=report, written by earlier versions)
-are never rows: they hold figures, not training.
+own sweep_id tag (a single job's run, started without -m, is read the same way: its sweep_id is its
+run folder). Parent runs are never rows: they hold figures, not training.
+
+How a model is shown and compared comes from its own config (conf/model/<name>.yaml, logged as
+the params model.role, model.colour, model.marker): the columns ``role``, ``colour``, ``marker``.
 """
 from __future__ import annotations
 
@@ -30,9 +33,12 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+import contract
+
 logger = logging.getLogger(__name__)
 
-HISTORY_KEYS: tuple[str, ...] = ("eval/p_at_1", "eval/p_at_5", "time/train_s", "train/loss")
+HISTORY_KEYS: tuple[str, ...] = (contract.EVAL_P_AT_1, contract.EVAL_P_AT_5, contract.TRAIN_CLOCK,
+                                 contract.TRAIN_LOSS)
 # Logged by SLIDE runs only (slide_core.diagnostics at every eval; the active set at every log
 # step). Fetched only for the runs whose latest metrics show they logged them: one MLflow call
 # per key and run, and most runs of a sweep (baselines) would answer empty.
@@ -41,9 +47,13 @@ SLIDE_KEYS: tuple[str, ...] = (
     "slide/lift_at_100", "slide/softmax_mass", "slide/active_out_mean",
 )
 TAG_COLUMNS: tuple[str, ...] = (
-    "model", "dataset", "device", "threads", "cpu_model", "gpu_model", "git_rev",
-    "hydra_sweep_dir", "sweep_id", "status", "skip_reason", "failure", "kind", "repeat_group",
+    contract.MODEL, contract.DATASET, contract.DEVICE, contract.THREADS, contract.CPU_MODEL,
+    contract.GPU_MODEL, contract.GIT_REV, contract.SWEEP_ID, contract.STATUS, contract.SKIP_REASON,
+    contract.FAILURE, contract.KIND, contract.REPEAT_GROUP,
 )
+# params -> the columns every figure and table reads them under
+LOOK_COLUMNS: dict[str, str] = {contract.MODEL_ROLE: "role", contract.MODEL_COLOUR: "colour",
+                                contract.MODEL_MARKER: "marker"}
 # Params that are counts: parsed to nullable integers so they sort and plot as numbers.
 INT_PARAMS: tuple[str, ...] = (
     "data.n_features", "data.n_labels", "data.n_train", "data.n_test",
@@ -55,9 +65,6 @@ _MLFLOW_STATUS: dict[str, str] = {
     "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed",
     "RUNNING": "running", "SCHEDULED": "running",
 }
-REPORT_KIND = "report"
-SWEEP_KIND = "sweep"  # the harness's parent run of a sweep (harness/sweep_run.py)
-NOT_RESULTS: frozenset[str] = frozenset({REPORT_KIND, SWEEP_KIND})  # values of tag kind
 PARENT_TAG = "mlflow.parentRunId"
 
 
@@ -97,19 +104,19 @@ def search_all_runs(client: MlflowClient, exp_id: str, filter_string: str = "") 
 
 
 def _status(tags: dict[str, str], mlflow_status: str) -> str:
-    if tags.get("status"):
-        return tags["status"]
+    if tags.get(contract.STATUS):
+        return tags[contract.STATUS]
     return _MLFLOW_STATUS.get(mlflow_status, mlflow_status.lower())
 
 
 def _reason(tags: dict[str, str], status: str) -> str:
     """Why a run has no (complete) curve: the skip reason, the failure message, or ''."""
     if status == "skipped":
-        return tags.get("skip_reason", "") or "skipped (no reason given)"
+        return tags.get(contract.SKIP_REASON, "") or "skipped (no reason given)"
     if status == "failed":
-        return tags.get("failure", "") or "failed (no message)"
+        return tags.get(contract.FAILURE, "") or "failed (no message)"
     if status == "killed":
-        return tags.get("failure", "") or "killed"
+        return tags.get(contract.FAILURE, "") or "killed"
     return ""
 
 
@@ -128,6 +135,7 @@ def _run_row(run: Run) -> dict[str, object]:
     row["reason"] = _reason(tags, status)
     row.update(run.data.params)
     row.update(run.data.metrics)
+    row.update({column: run.data.params.get(param, "") for param, column in LOOK_COLUMNS.items()})
     return row
 
 
@@ -145,8 +153,9 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
     """The runs table from MLflow Run objects (parent and report runs dropped), oldest run
     first."""
-    rows = [_run_row(r) for r in runs if r.data.tags.get("kind") not in NOT_RESULTS]
-    columns = ["run_id", "run_name", "mlflow_status", "start_time", *TAG_COLUMNS, "reason"]
+    rows = [_run_row(r) for r in runs if r.data.tags.get(contract.KIND) != contract.KIND_SWEEP]
+    columns = ["run_id", "run_name", "mlflow_status", "start_time", *TAG_COLUMNS, "reason",
+               *LOOK_COLUMNS.values()]
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype="str") for c in columns}).assign(
             threads=pd.Series(dtype="Int64"),
@@ -157,18 +166,18 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
 
 def latest_sweep_id(client: MlflowClient, exp_id: str) -> str:
     """The sweep_id of the most recently started run that has one."""
-    page = client.search_runs([exp_id], filter_string="tags.sweep_id != ''",
+    page = client.search_runs([exp_id], filter_string=f"tags.{contract.SWEEP_ID} != ''",
                               order_by=["attributes.start_time DESC"], max_results=1)
     if not page:
-        raise ValueError(f"no run of experiment {exp_id} carries a sweep_id tag")
-    return page[0].data.tags["sweep_id"]
+        raise ValueError(f"no run of experiment {exp_id} carries a {contract.SWEEP_ID} tag")
+    return page[0].data.tags[contract.SWEEP_ID]
 
 
 def sweep_run(client: MlflowClient, exp_id: str, sweep_id: str) -> Run | None:
     """The parent run of the sweep ``sweep_id`` (the latest, if the folder was swept twice),
     or None when the sweep has none."""
-    page = client.search_runs([exp_id], filter_string=f"tags.kind = '{SWEEP_KIND}' and "
-                                                      f"tags.sweep_id = {_quote(sweep_id)}",
+    page = client.search_runs([exp_id], filter_string=f"tags.{contract.KIND} = '{contract.KIND_SWEEP}' and "
+                                                      f"tags.{contract.SWEEP_ID} = {_quote(sweep_id)}",
                               order_by=["attributes.start_time DESC"], max_results=1)
     return page[0] if page else None
 
@@ -178,7 +187,7 @@ def sweep_filter(client: MlflowClient, exp_id: str, sweep_id: str) -> str:
     tagged with its sweep_id where it has no parent run."""
     parent = sweep_run(client, exp_id, sweep_id)
     if parent is None:
-        return f"tags.sweep_id = {_quote(sweep_id)}"
+        return f"tags.{contract.SWEEP_ID} = {_quote(sweep_id)}"
     return f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"
 
 
@@ -217,14 +226,14 @@ def _fill_time(frame: pd.DataFrame) -> pd.DataFrame:
     The contract logs time/train_s at every eval step, so this only matters for stores written
     by other tools; points outside the logged clock range stay NaN.
     """
-    known = frame["time/train_s"].notna()
+    known = frame[contract.TRAIN_CLOCK].notna()
     if known.all() or known.sum() < 2:
         return frame
     steps = frame["step"].to_numpy(dtype="float64")
-    t = np.interp(steps, steps[known.to_numpy()], frame.loc[known, "time/train_s"].to_numpy(),
+    t = np.interp(steps, steps[known.to_numpy()], frame.loc[known, contract.TRAIN_CLOCK].to_numpy(),
                   left=np.nan, right=np.nan)
-    filled = frame["time/train_s"].fillna(pd.Series(t, index=frame.index))
-    return frame.assign(**{"time/train_s": filled})
+    filled = frame[contract.TRAIN_CLOCK].fillna(pd.Series(t, index=frame.index))
+    return frame.assign(**{contract.TRAIN_CLOCK: filled})
 
 
 def run_history(client: MlflowClient, run_id: str,
@@ -234,7 +243,7 @@ def run_history(client: MlflowClient, run_id: str,
     frame = joined.reindex(columns=list(keys)).sort_index().reset_index()
     if "step" not in frame.columns:  # every series empty: concat drops the index name
         frame = frame.rename(columns={"index": "step"})
-    if "time/train_s" in frame.columns and len(frame):
+    if contract.TRAIN_CLOCK in frame.columns and len(frame):
         frame = _fill_time(frame)
     return frame.assign(run_id=run_id)[["run_id", "step", *keys]]
 
@@ -280,9 +289,18 @@ def finished(runs: pd.DataFrame) -> pd.DataFrame:
 
 def eval_points(histories: pd.DataFrame) -> pd.DataFrame:
     """Only the rows that carry an eval/p_at_1 value (the points of every P@1 curve)."""
-    return histories[histories["eval/p_at_1"].notna()]
+    return histories[histories[contract.EVAL_P_AT_1].notna()]
 
 
 def is_slide(runs: pd.DataFrame) -> pd.Series:
-    """Which runs are SLIDE variants (model names slide, slide_reference, slide_delicious200k ...)."""
-    return runs["model"].astype("str").str.startswith("slide")
+    """Which runs are SLIDE variants: role slide in their model's config (conf/model/*.yaml)."""
+    return runs["role"].eq("slide")
+
+
+def baselines(runs: pd.DataFrame) -> list[str]:
+    """The baseline models among these runs (roles dense and sampled), dense first, each in the
+    order of its first run: every speed-up is some model's time against one of these."""
+    found = runs[runs["role"].isin(contract.BASELINE_ROLES)]
+    order = {role: i for i, role in enumerate(contract.BASELINE_ROLES)}
+    firsts = found.drop_duplicates("model")
+    return list(firsts.sort_values("role", key=lambda r: r.map(order), kind="stable")["model"])

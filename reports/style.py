@@ -1,9 +1,9 @@
 """Look and words of every report figure.
 
-Look: fixed colours and markers per model (and per SLIDE output strategy), shades and line
-styles per run, the notes panel listing runs that have no curve, log-axis ticks, and saving as
-PNG + SVG. Colours are fixed per model (MODEL_COLOURS) so a model looks the same in every
-figure.
+Look: each model's colour and marker (declared in its config, conf/model/<name>.yaml, so a
+model looks the same in every figure and a new model needs no edit here), fixed colours per
+SLIDE output strategy, shades and line styles per run, the notes panel listing runs that have no
+curve, log-axis ticks, and saving as PNG + SVG.
 
 Words: the dataset/threads context of a title, legend labels that name what varies between
 runs, and the list of runs that have no curve (with their reason).
@@ -31,25 +31,18 @@ from reports.repeats import band_text, group_keys, median_band  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-MODEL_COLOURS: dict[str, str] = {
-    "slide": "#d62728",        # red: the method under test
-    "tf_cpu": "#1f77b4",       # blue: dense full softmax, CPU
-    "tf_gpu": "#2ca02c",       # green: dense full softmax, GPU
-    "tf_sampled": "#9467bd",   # purple: sampled softmax
-    "numpy_dense": "#7f7f7f",  # grey: numpy dense reference
-}
-MODEL_MARKERS: dict[str, str] = {"slide": "o", "tf_cpu": "s", "tf_gpu": "^",
-                                 "tf_sampled": "D", "numpy_dense": "x"}
 # SLIDE's output-layer strategies (model.params.strategy), compared in one figure: the hashing
 # strategies in warm colours (vanilla = SLIDE's red), the controls apart: black for uniform
 # random sampling (what hashing must beat), gold for the exact top-k oracle (its ceiling).
-# None of these is a model colour, so baseline lines drawn beside them stay distinct.
+# Keep them apart from the models' colours (conf/model/*.yaml; tests/test_model_registry.py checks),
+# so that baseline lines drawn beside them stay distinct.
 STRATEGY_COLOURS: dict[str, str] = {"vanilla": "#d62728", "threshold": "#ff7f0e",
                                     "topk": "#8c564b", "random": "#000000", "oracle": "#bcbd22"}
 STRATEGY_MARKERS: dict[str, str] = {"vanilla": "o", "threshold": "v", "topk": "P",
                                     "random": "X", "oracle": "*"}
-# Models outside the map get a colour from this list chosen by a hash of the name, so the same
-# unknown model keeps its colour across figures and across report invocations.
+# Runs that do not say their model's colour (logged before models declared one, or by another
+# tool) get one from this list chosen by a hash of the name, so that model keeps its colour
+# across figures and across report invocations.
 _EXTRA_COLOURS: tuple[str, ...] = ("#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
                                    "#393b79", "#637939", "#843c39")
 _LINESTYLES: tuple[str, ...] = ("-", "--", "-.", ":")
@@ -57,11 +50,22 @@ DPI = 150
 MAX_NOTES = 12  # dead runs listed under a figure
 
 
-def model_colour(model: str) -> str:
-    """The fixed colour of a model in every figure."""
-    if model in MODEL_COLOURS:
-        return MODEL_COLOURS[model]
-    return _EXTRA_COLOURS[zlib.crc32(model.encode()) % len(_EXTRA_COLOURS)]
+def _declared(group: pd.DataFrame, column: str) -> str:
+    """The first non-empty value of a look column among a model's runs ('' if none says)."""
+    if column not in group.columns:
+        return ""
+    values = [str(v) for v in group[column].dropna() if str(v) != ""]
+    return values[0] if values else ""
+
+
+def model_looks(runs: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """model -> (colour, marker) as its config declares them (the colour and marker columns);
+    a model whose runs do not say: a stable colour from its name and marker 'o'."""
+    looks: dict[str, tuple[str, str]] = {}
+    for model, group in runs.groupby("model", sort=False):
+        colour = _declared(group, "colour") or _EXTRA_COLOURS[zlib.crc32(str(model).encode()) % len(_EXTRA_COLOURS)]
+        looks[model] = (colour, _declared(group, "marker") or "o")
+    return looks
 
 
 def strategy_colour(strategy: str) -> str:
@@ -102,9 +106,10 @@ def _shade(colour: str, i: int, k: int) -> str:
 def run_colours(runs: pd.DataFrame) -> dict[str, str]:
     """run_id -> colour: the model's fixed colour, in shades when a model has several runs."""
     colours: dict[str, str] = {}
+    looks = model_looks(runs)
     for model, group in runs.groupby("model", sort=False):
         for i, rid in enumerate(group["run_id"]):
-            colours[rid] = _shade(model_colour(model), i, len(group))
+            colours[rid] = _shade(looks[model][0], i, len(group))
     return colours
 
 
@@ -150,12 +155,6 @@ def figure_with_notes(notes: Sequence[str], ncols: int = 1,
     return fig, axes
 
 
-def model_marker(model: str) -> str:
-    """A fixed marker per model: dense models trained identically overlap per step, and the
-    markers keep both visible."""
-    return MODEL_MARKERS.get(model, "o")
-
-
 def draw_curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, y: str,
                 linestyle: str | None = None, labelled: bool = True) -> int:
     """One line per run in the runs' order (colour and marker by model, shade and line style
@@ -170,10 +169,11 @@ def draw_curves(ax: plt.Axes, runs: pd.DataFrame, points: pd.DataFrame, x: str, 
     members = groups.groupby(groups, sort=False).groups  # group key -> its run ids, in order
     reps = drawable[~groups.duplicated().to_numpy()]  # one run stands for its group
     labels, styles, colours = curve_labels(reps), linestyles(reps), run_colours(reps)
+    looks = model_looks(reps)  # markers: dense models trained identically overlap per step
     for rid, model in zip(reps["run_id"], reps["model"], strict=True):
         ids = members[groups[rid]]
         style = dict(color=colours[rid], linestyle=linestyle or styles[rid],
-                     marker=model_marker(model), markersize=4, linewidth=1.6, alpha=0.9)
+                     marker=looks[model][1], markersize=4, linewidth=1.6, alpha=0.9)
         label = labels[rid] if labelled else "_nolegend_"
         curves = [(by_run[i][x].to_numpy(), by_run[i][y].to_numpy()) for i in ids]
         band = median_band(curves) if len(ids) > 1 else None

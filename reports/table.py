@@ -44,13 +44,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports.load import eval_points, finished, is_slide, last_logged
+import contract
+from reports.load import baselines, eval_points, finished, is_slide, last_logged
 from reports.repeats import N_BOOT, band_text, bootstrap_ratio, group_keys, median_with_misses
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.5, 0.75, 0.9)
-BASELINES: tuple[str, ...] = ("tf_cpu", "tf_gpu", "tf_sampled", "numpy_dense")
 METHODS: tuple[str, ...] = ("interpolate", "first")
 
 
@@ -81,9 +81,9 @@ PROBLEM_KEYS: tuple[str, ...] = ("dataset", "data.n_labels", "data.n_features")
 _COLUMN_NAMES: dict[str, str] = {
     "model": "model", "run_name": "run", "dataset": "dataset", "data.n_labels": "labels",
     "data.n_features": "features", "threads": "threads", "train.batch_size": "batch",
-    "final/p_at_1": "final P@1", "final/p_at_5": "final P@5",
-    "final/samples_per_s": "samples/s", "final/train_s": "train s",
-    "mem/peak_rss_mb": "peak RSS MB"}
+    contract.FINAL_P_AT_1: "final P@1", "final/p_at_5": "final P@5",
+    contract.FINAL_SAMPLES_PER_S: "samples/s", contract.FINAL_TRAIN_S: "train s",
+    contract.PEAK_RSS_MB: "peak RSS MB", "role": "role"}
 MATCH_COLUMNS: tuple[str, ...] = ("dataset", "labels", "features", "threads", "batch")
 # Series whose last logged value is a column (from the histories: the runs table's latest
 # value would do too, but the histories are what the retrieval figure draws, so the table's
@@ -109,13 +109,13 @@ def targets_by_problem(runs: pd.DataFrame, fractions: Sequence[float] = DEFAULT_
     finished runs' repeat groups (reports.repeats), each at its median: the best single run
     of many repeats would raise the targets with the number of repeats."""
     done = finished(runs)
-    if "final/p_at_1" not in done.columns or done.empty:
+    if contract.FINAL_P_AT_1 not in done.columns or done.empty:
         return {}
     keys = problem_keys(done)
     by_group: dict[tuple, list[float]] = {}
     groups = done["run_id"].map(group_keys(done))
     for row, group in zip(done.to_dict("records"), groups, strict=True):
-        by_group.setdefault((_problem(row, keys), group), []).append(row["final/p_at_1"])
+        by_group.setdefault((_problem(row, keys), group), []).append(row[contract.FINAL_P_AT_1])
     best: dict[tuple, float] = {}
     for (key, _), values in by_group.items():
         value = pd.Series(values, dtype="float64").median()  # NaN only if none logged it
@@ -151,13 +151,13 @@ def times_to_targets(runs: pd.DataFrame, histories: pd.DataFrame,
     by the first eval after training started, see reached_by_first_eval)."""
     targets = targets_by_problem(runs, fractions)
     keys = problem_keys(runs)
-    points = eval_points(histories).dropna(subset=["time/train_s"]).sort_values(["run_id", "step"])
+    points = eval_points(histories).dropna(subset=[contract.TRAIN_CLOCK]).sort_values(["run_id", "step"])
     by_run = dict(tuple(points.groupby("run_id")))
     rows = []
     for run in finished(runs).to_dict("records"):
         curve = by_run.get(run["run_id"])
-        t = np.empty(0) if curve is None else curve["time/train_s"].to_numpy()
-        p = np.empty(0) if curve is None else curve["eval/p_at_1"].to_numpy()
+        t = np.empty(0) if curve is None else curve[contract.TRAIN_CLOCK].to_numpy()
+        p = np.empty(0) if curve is None else curve[contract.EVAL_P_AT_1].to_numpy()
         for frac, target in targets.get(_problem(run, keys), {}).items():
             rows.append({"run_id": run["run_id"], "fraction": frac, "target": target,
                          "seconds": time_to_target(t, p, target, method) if t.size else math.nan,
@@ -205,7 +205,7 @@ def _speedups(table: pd.DataFrame, fractions: Sequence[float]) -> pd.DataFrame:
     """Adds 'speed-up vs <b> @<f>' = baseline time / run time for every baseline b present,
     matched on the same problem, thread count and batch size (MATCH_COLUMNS)."""
     cols: dict[str, np.ndarray] = {}
-    for base in [b for b in BASELINES if (table["model"] == b).any()]:
+    for base in baselines(table):
         for frac in fractions:
             t_col = f"t@{pct_label(frac)} s"
             merged = with_baseline_ref(table, base, t_col)
@@ -235,7 +235,7 @@ def time_to_accuracy_table(runs: pd.DataFrame, histories: pd.DataFrame,
 
 # ----------------------------------------------------------------------------- repeats
 
-SUMMARY_KEYS: tuple[str, ...] = ("model", "run", "dataset", "labels", "features", "threads", "batch")
+SUMMARY_KEYS: tuple[str, ...] = ("model", "run", "dataset", "labels", "features", "threads", "batch", "role")
 CI_SUFFIXES: tuple[str, str] = (" lo95", " hi95")  # a speed-up's bootstrap interval columns
 BOUND_SUFFIX = " lower bound"  # where the baseline's median never reached the target
 SUMMARY_STEM = "_summary"  # time_to_accuracy_summary.csv: the repeat summary beside the table
@@ -284,7 +284,7 @@ def _group_speedups(summary: pd.DataFrame, table: pd.DataFrame,
     cols: dict[str, list[float]] = {}
     keys = _match_keys(table)
     groups = list(table.groupby("group", sort=False))
-    for base in [b for b in BASELINES if (table["model"] == b).any()]:
+    for base in baselines(table):
         for frac in fractions:
             t_col, name = f"t@{pct_label(frac)} s", f"speed-up vs {base} @{pct_label(frac)}"
             values: list[tuple[float, float, float, float]] = []
@@ -335,7 +335,7 @@ def headline_speedups(table: pd.DataFrame) -> dict[str, float]:
     bounds (those stay in the markdown table)."""
     speedup_cols = [c for c in table.columns if c.startswith("speed-up vs ")
                     and not c.endswith((*CI_SUFFIXES, BOUND_SUFFIX))]
-    rows = table[~table["model"].isin(BASELINES)]
+    rows = table[~table["role"].isin(contract.BASELINE_ROLES)]
     several = rows["model"].value_counts()
     metrics: dict[str, float] = {}
     for row in rows.to_dict("records"):
@@ -533,7 +533,7 @@ def to_markdown(table: pd.DataFrame, runs: pd.DataFrame,
     if has_repeats(summary):
         lines += [*repeats_markdown(summary, fractions), "## Every run", ""]
     main_cols = [c for c in table.columns if not c.startswith("speed-up")
-                 and not c.endswith(" early") and c not in ("run_id", "features", "group")]
+                 and not c.endswith(" early") and c not in ("run_id", "role", "features", "group")]
     lines += [_markdown(_star_early(table)[main_cols]), ""]
     if any(table[c].fillna(False).astype(bool).any() for c in table.columns if c.endswith(" early")):
         lines += ["\\* reached by the first evaluation after training started: the time mostly "
@@ -605,7 +605,7 @@ def tradeoff_points(runs: pd.DataFrame, histories: pd.DataFrame) -> pd.DataFrame
         "strategy": _column(slide, STRATEGY, "object").fillna(NO_STRATEGY).astype("str"),
         "budget": pd.to_numeric(_column(slide, BUDGET, "Int64"), errors="coerce").astype("Int64"),
         "active fraction": active / n_labels,
-        "final P@1": _column(slide, "final/p_at_1"),
+        "final P@1": _column(slide, contract.FINAL_P_AT_1),
         "final lift@100": slide["run_id"].map(last_logged(histories, "slide/lift_at_100"))
                                          .astype("float64"),
         "sparsity": _column(slide, SPARSITY, "object"),  # as requested: a float or "auto"
@@ -619,12 +619,12 @@ def baseline_levels(runs: pd.DataFrame) -> pd.DataFrame:
     """The other models' final P@1 per problem (median over repeats): the dashed lines."""
     done = finished(runs)
     others = done[~is_slide(done) & done["model"].astype("str").ne("")]
-    if "final/p_at_1" not in others.columns:
+    if contract.FINAL_P_AT_1 not in others.columns:
         return pd.DataFrame(columns=list(TRADEOFF_COLUMNS))
-    others = others.dropna(subset=["final/p_at_1"])
+    others = others.dropna(subset=[contract.FINAL_P_AT_1])
     keys = ["dataset", *(["data.n_labels"] if "data.n_labels" in others.columns else []), "model"]
     levels = (others.groupby(keys, dropna=False, sort=True)
-              .agg(**{"final P@1": ("final/p_at_1", "median"), "name": ("run_name", "first"),
+              .agg(**{"final P@1": (contract.FINAL_P_AT_1, "median"), "name": ("run_name", "first"),
                       "n": ("run_name", "size")})
               .reset_index().rename(columns={"data.n_labels": "labels"}))
     # "run": the run's name, or how many runs the median is over

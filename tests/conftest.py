@@ -35,7 +35,7 @@ def run_cli(args: list[str], tmp_path: Path, timeout: float = 600,
     tracking = [f"tracking.uri={tracking_uri}"] if tracking_uri else [
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts"]
     base = [f"hydra.sweep.dir={tmp_path}/sweep", f"hydra.run.dir={tmp_path}/run",
-            f"paths.cache_dir={tmp_path}/cache", "+progress=false", *tracking]
+            f"paths.cache_dir={tmp_path}/cache", "progress=false", *tracking]
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args, *base], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=timeout)
 

@@ -11,12 +11,19 @@ over training so that the first and the last logged values differ.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+import contract
+
+MODEL_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 
 
 @dataclass(frozen=True)
@@ -129,10 +136,32 @@ def _slide_params(run: FakeRun) -> dict[str, object]:
             "slide.sparsity": run.budget / run.n_labels, "slide.K": 6, "slide.L": 50}
 
 
+def _model_config(model: str) -> dict:
+    """conf/model/<model>.yaml merged over the model configs its defaults list names."""
+    own = OmegaConf.load(MODEL_CONF / f"{model}.yaml")
+    merged = OmegaConf.create()
+    for parent in own.get("defaults", []):
+        if isinstance(parent, str) and (MODEL_CONF / f"{parent}.yaml").exists():
+            merged = OmegaConf.merge(merged, _model_config(parent))
+    own.pop("defaults", None)
+    return OmegaConf.to_container(OmegaConf.merge(merged, own))
+
+
+@functools.cache
+def look_params(model: str) -> dict[str, str]:
+    """The role, colour and marker params a harness job of ``model`` logs, from its config
+    (none for a model without one: runs logged by another tool)."""
+    if not (MODEL_CONF / f"{model}.yaml").exists():
+        return {}
+    config = _model_config(model)
+    return {contract.MODEL_ROLE: config["role"], contract.MODEL_COLOUR: config["colour"],
+            contract.MODEL_MARKER: config["marker"]}
+
+
 def _tags(model: str, dataset: str, threads: int, sweep_id: str, status: str,
           job: int, extra: dict[str, str]) -> list[RunTag]:
     tags = {"model": model, "dataset": dataset, "device": "cpu", "threads": str(threads),
-            "sweep_id": sweep_id, "hydra_sweep_dir": sweep_id, "status": status,
+            "sweep_id": sweep_id, "status": status,
             "mlflow.runName": f"{model}/{dataset}/{job}", **extra}
     return [RunTag(k, v) for k, v in tags.items()]
 
@@ -141,7 +170,7 @@ def _params(model: str, dataset: str, threads: int, n_labels: int, batch: int,
             extra: dict[str, object] | None = None) -> list[Param]:
     params = {"model.name": model, "dataset.name": dataset, "train.threads": threads,
               "train.batch_size": batch, "data.n_labels": n_labels, "data.n_features": 5000,
-              "data.n_train": 20000, "data.n_test": 2000, **(extra or {})}
+              "data.n_train": 20000, "data.n_test": 2000, **look_params(model), **(extra or {})}
     return [Param(k, str(v)) for k, v in params.items()]
 
 

@@ -74,7 +74,7 @@ def test_ctrl_c_ends_the_run_killed_and_stops_the_sweep(tmp_path):
             "dataset=synthetic_tiny", "train.epochs=100000", "train.eval_every=20", "train.log_every=5",
             f"hydra.sweep.dir={tmp_path}/sweep", f"tracking.uri={uri}",
             f"tracking.artifact_root={tmp_path}/artifacts", f"paths.cache_dir={tmp_path}/cache",
-            "+progress=false", "tracking.flush_every_s=0.5"]
+            "progress=false", "tracking.flush_every_s=0.5"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     client = MlflowClient(tracking_uri=uri)
     deadline = time.monotonic() + 120

@@ -19,6 +19,8 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).parent))
 import reports_fixtures as fx  # noqa: E402
 
+import contract  # noqa: E402
+
 from reports import figures, style  # noqa: E402
 from reports.__main__ import main as cli  # noqa: E402
 from reports.sweep_end import SweepReportCallback  # noqa: E402
@@ -78,16 +80,17 @@ def test_load_runs_one_row_per_run_with_contract_columns(fig_tables):
     assert by_name.loc["slide/synthetic_tiny/0", "final/samples_per_s"] == slide.samples_per_s
 
 
-def test_load_runs_filters_by_sweep_and_skips_report_runs(store):
+def test_load_runs_filters_by_sweep_and_skips_parent_runs(store):
     client = store["client"]
     assert len(load_runs(client, "figure3", SWEEP_B)) == 1
     everything = load_runs(client, "figure3")
     assert set(everything["sweep_id"]) == {SWEEP_A, SWEEP_B}
+    assert set(everything["role"]) == {"slide", "dense", "sampled"}  # from the models' configs
     exp_id = client.get_experiment_by_name("figure3").experiment_id
-    report = client.create_run(exp_id, tags={"kind": "report", "sweep_id": SWEEP_B})
-    client.set_terminated(report.info.run_id)
-    assert len(load_runs(client, "figure3", SWEEP_B)) == 1
-    assert report.info.run_id not in set(load_runs(client, "figure3")["run_id"])
+    parent = client.create_run(exp_id, tags={contract.KIND: contract.KIND_SWEEP, contract.SWEEP_ID: "/elsewhere"})
+    client.set_terminated(parent.info.run_id)
+    assert parent.info.run_id not in set(load_runs(client, "figure3")["run_id"])
+    client.delete_run(parent.info.run_id)  # the store is shared by this module's tests
     assert set(load_runs(client, "figure3", "latest")["sweep_id"]) == {SWEEP_B}
 
 
@@ -257,19 +260,21 @@ def test_sublinear_slopes_recover_the_fixture_exponents(store):
     assert slopes == pytest.approx({"slide": 0.2, "tf_cpu": 0.95})
 
 
-def test_a_model_is_drawn_in_its_fixed_colour_in_every_figure(fig_tables, tmp_path, monkeypatch):
-    """The curves of Figure 3 and of the iterations figure are drawn in each model's colour of
-    MODEL_COLOURS (one run per model here: no shades), a model without a fixed colour in the
-    same colour in both figures, and no two models share one."""
+def test_a_model_is_drawn_in_its_declared_colour_in_every_figure(fig_tables, tmp_path, monkeypatch):
+    """The curves of Figure 3 and of the iterations figure are drawn in the colour each model's
+    config declares (one run per model here: no shades), a model whose runs declare none (runs of
+    another tool) in the same colour in both figures, and no two models share one."""
     import matplotlib.colors as mcolors
     import matplotlib.pyplot as plt
 
     runs, hist = fig_tables
     runs = runs[runs["status"] == "finished"]
-    extra = runs[runs["model"] == "tf_cpu"].assign(model="my_model", run_id="extra-run", run_name="my_model/x/9")
+    extra = runs[runs["model"] == "tf_cpu"].assign(model="my_model", run_id="extra-run", run_name="my_model/x/9",
+                                                   colour="", marker="", role="")
     runs = pd.concat([runs, extra], ignore_index=True)
     tf_cpu_id = runs.loc[runs["model"] == "tf_cpu", "run_id"].iloc[0]
     hist = pd.concat([hist, hist[hist["run_id"] == tf_cpu_id].assign(run_id="extra-run")], ignore_index=True)
+    declared = {m: mcolors.to_hex(fx.look_params(m)[contract.MODEL_COLOUR]) for m in ("slide", "tf_cpu", "tf_sampled", "numpy_dense")}
     closed = []
     monkeypatch.setattr(plt, "close", lambda fig=None: closed.append(fig))  # keep them to inspect
     figures.figure3(runs, hist, tmp_path / "f3")
@@ -285,8 +290,8 @@ def test_a_model_is_drawn_in_its_fixed_colour_in_every_figure(fig_tables, tmp_pa
         for model, colours in drawn.items():
             assert len(colours) == 1, (model, colours)
             if model != "my_model":
-                assert colours == {style.MODEL_COLOURS[model]}, model
-        assert drawn["my_model"].isdisjoint(style.MODEL_COLOURS.values())
+                assert colours == {declared[model]}, model
+        assert drawn["my_model"].isdisjoint(declared.values())
         colours_by_figure.append(drawn)
     monkeypatch.undo()
     for fig in closed:
@@ -441,11 +446,22 @@ def test_figure3_has_one_panel_per_dataset(store, tmp_path):
     assert two.shape[1] > 1.5 * one.shape[1]
 
 
+# hand-made runs: slide* models are SLIDE, tf_sampled* sampled, the rest dense: (role, colour, marker)
+ROLE_LOOKS = {"slide": ("slide", "#d62728", "o"), "sampled": ("sampled", "#9467bd", "D"),
+              "dense": ("dense", "#1f77b4", "s")}
+
+
+def _look(model: str) -> tuple[str, str, str]:
+    return ROLE_LOOKS["slide" if model.startswith("slide") else "sampled" if model.startswith("tf_sampled") else "dense"]
+
+
 def _frames(curves: dict[str, tuple[str, list[float], list[float]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """runs/histories tables by hand: {run_id: (model, times, p_at_1)}; final P@1 = last point."""
+    models = [m for m, _, _ in curves.values()]
     runs = pd.DataFrame({
         "run_id": list(curves), "run_name": [f"{m}/d/{i}" for i, (m, _, _) in enumerate(curves.values())],
-        "model": [m for m, _, _ in curves.values()], "dataset": "d", "status": "finished",
+        "model": models, "role": [_look(m)[0] for m in models], "colour": [_look(m)[1] for m in models],
+        "marker": [_look(m)[2] for m in models], "dataset": "d", "status": "finished",
         "reason": "", "threads": pd.array([2] * len(curves), dtype="Int64"),
         "final/p_at_1": [p[-1] for _, _, p in curves.values()],
         "final/train_s": [t[-1] for _, t, _ in curves.values()]})
@@ -479,7 +495,7 @@ def test_labels_name_the_params_that_vary_within_a_model():
                           "paths.output_dir": ["/s/0", "/s/1", "/s/2"]})
     assert style.curve_labels(runs) == {"a": "slide K=4", "b": "slide K=9", "c": "tf_cpu"}
     colours = style.run_colours(runs)
-    assert colours["c"] == style.MODEL_COLOURS["tf_cpu"] and colours["a"] != colours["b"]
+    assert colours["c"] == ROLE_LOOKS["dense"][1] and colours["a"] != colours["b"]
 
 
 def test_output_size_sweep_compares_runs_of_the_same_label_count(store):

@@ -29,7 +29,7 @@ from reports.table import (budgets_vary, time_to_accuracy_table, to_markdown,  #
 SWEEP = "/sweeps/strategies"
 # The time-to-accuracy columns before the retrieval finals were added, in their order.
 OLD_COLUMNS = ["run_id", "model", "run", "dataset", "labels", "features", "threads", "batch",
-               "final P@1", "final P@5", "samples/s", "train s", "peak RSS MB"]
+               "final P@1", "final P@5", "samples/s", "train s", "peak RSS MB", "role"]
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,10 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
+import contract
 from harness.job_state import (CheckpointError, Checkpointer, list_checkpoints, load_latest, prune,
                                      read_checkpoint, write_checkpoint)
-from harness.resume import HEARTBEAT_TAG, config_hash, end_dead_runs, heartbeat_token, local_verdict
+from harness.resume import config_hash, end_dead_runs, heartbeat_token, local_verdict
 from harness.tracking import Tracker, ensure_store
 from tests.conftest import ROOT, job_runs, run_cli, sweep_runs
 
@@ -35,7 +36,7 @@ COMPARED = ("train/loss", "eval/p_at_1", "eval/p_at_5")
 
 def _command(tmp_path: Path, args: list[str]) -> list[str]:
     return [sys.executable, str(ROOT / "run.py"), *args, f"hydra.sweep.dir={tmp_path}/sweep",
-            f"hydra.run.dir={tmp_path}/run", f"paths.cache_dir={tmp_path}/cache", "+progress=false",
+            f"hydra.run.dir={tmp_path}/run", f"paths.cache_dir={tmp_path}/cache", "progress=false",
             f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts"]
 
 
@@ -316,7 +317,7 @@ def test_runs_whose_process_is_gone_are_ended_killed(tmp_path):
     }
     ids = {}
     for name, value in beats.items():
-        tracker = Tracker.start(uri, "e", run_name=name, tags={HEARTBEAT_TAG: json.dumps(value)})
+        tracker = Tracker.start(uri, "e", run_name=name, tags={contract.HEARTBEAT: json.dumps(value)})
         ids[name] = tracker.run_id
     no_beat = Tracker.start(uri, "e", run_name="older version", tags={}).run_id
     ended = end_dead_runs(MlflowClient(tracking_uri=uri), experiment_id, stale_after_s=600, heartbeat_every_s=0)

@@ -15,8 +15,9 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
+import contract
 from harness.job_state import checkpoint_folder, owned_checkpoint_folder
-from harness.resume import HEARTBEAT_TAG, Heartbeat, claim_resume, end_dead_runs, heartbeat_value
+from harness.resume import Heartbeat, claim_resume, end_dead_runs, heartbeat_value
 from harness.sweep_run import SweepFolderBusy, hold_sweep_folder
 from harness.tracking import Tracker, ensure_store, filesystem_type, refuse_sqlite_on_network_fs
 from tests.conftest import ROOT, job_runs, run_cli, sweep_runs
@@ -58,7 +59,7 @@ def test_a_resumed_run_does_not_write_where_a_forged_tag_points(tmp_path):
     sweep = tmp_path / "sweep"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, str(ROOT / "run.py"), *args, f"hydra.sweep.dir={sweep}", f"hydra.run.dir={tmp_path}/run",
-           f"paths.cache_dir={tmp_path}/cache", "+progress=false", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+           f"paths.cache_dir={tmp_path}/cache", "progress=false", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
            f"tracking.artifact_root={tmp_path}/artifacts"]
     job = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -84,7 +85,7 @@ def test_a_resumed_run_does_not_write_where_a_forged_tag_points(tmp_path):
 
 # -- heartbeats ----------------------------------------------------------------------------------
 def _running(uri: str, beat: dict) -> str:
-    return Tracker.start(uri, "e", run_name="live", tags={HEARTBEAT_TAG: json.dumps(beat)}).run_id
+    return Tracker.start(uri, "e", run_name="live", tags={contract.HEARTBEAT: json.dumps(beat)}).run_id
 
 
 @pytest.mark.slow  # several processes, each importing MLflow
@@ -101,7 +102,7 @@ def test_a_forged_heartbeat_does_not_end_a_live_run(tmp_path, forged):
                                                       "started": time.time() - 5, "at": time.time() - 10_000,
                                                       "token": "0" * 32}}[forged]
     with Heartbeat(client, run_id, every_s=1.0):  # the run's live process beats every second
-        client.set_tag(run_id, HEARTBEAT_TAG, json.dumps(fake))  # someone else's write lands after a beat
+        client.set_tag(run_id, contract.HEARTBEAT, json.dumps(fake))  # someone else's write lands after a beat
         ended = end_dead_runs(client, experiment_id, stale_after_s=600, heartbeat_every_s=1.0)
     assert ended == []
     assert client.get_run(run_id).info.status == "RUNNING"
@@ -169,7 +170,7 @@ def test_two_sweeps_started_together_keep_their_own_folders_runs_and_reports(tmp
     default (time-stamped) folder names: two parent runs, each with its own children, and
     reports that do not mix."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", SLIDE_BENCH_ROOT=str(tmp_path))  # outputs/, mlflow.db there
-    cmd = [sys.executable, str(ROOT / "run.py"), "-m", "model=numpy_dense", "seed=0,1", *TINY, "+progress=false",
+    cmd = [sys.executable, str(ROOT / "run.py"), "-m", "model=numpy_dense", "seed=0,1", *TINY, "progress=false",
            "sweep.skip_finished=false", f"paths.cache_dir={tmp_path}/cache"]
     both = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
