@@ -23,7 +23,10 @@ changed sampling.py would leave step.py's cached kernels stale; so would new opt
 twin.py: it happened once, and Adam silently ran unvectorised). So at import, before any
 kernel is decorated, `_drop_stale_cache` hashes every source file of slide_core, and when
 the hash differs from the one the cache was built with, deletes the engine's cache files:
-any change to the engine recompiles all of it, once.
+any change to the engine recompiles all of it, once. Kernels outside slide_core that use these
+decorators (the harness's XMC parser) call `drop_stale_cache_for` at import: their cache is
+dropped when their own file, a module whose constants they freeze, or this policy changes, not
+on every engine change (the engine's other sources are not compiled into them).
 
 ``run_threads`` runs a serial ``nogil`` kernel on several argument tuples from a few Python
 threads: for the coarse-grained table maintenance kernels (hash_rows, build_tables) it
@@ -44,35 +47,59 @@ from slide_core.files import atomic_write
 
 _ROOT = Path(__file__).resolve().parent
 _STAMP = _ROOT / "__pycache__" / "numba-sources.sha256"
+_POLICY = Path(__file__).resolve()  # this file: the decorators' options are part of every kernel
 
 
-def sources_digest() -> str:
-    """sha256 of every slide_core source file (paths and contents)."""
+def _digest(root: Path, paths) -> str:
+    """sha256 of files (their paths relative to root, and their contents)."""
     h = hashlib.sha256()
-    for path in sorted(_ROOT.rglob("*.py")):
-        h.update(path.relative_to(_ROOT).as_posix().encode())
+    for path in sorted(paths):
+        h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
 
-def _drop_stale_cache() -> None:
-    """Delete slide_core's Numba cache files unless they were built from these sources."""
-    digest = sources_digest()
+def sources_digest() -> str:
+    """sha256 of every slide_core source file (paths and contents)."""
+    return _digest(_ROOT, _ROOT.rglob("*.py"))
+
+
+def _drop_unless_stamped(stamp: Path, digest: str, cache_files) -> None:
+    """Delete `cache_files` unless `stamp` says they were built from sources with `digest`;
+    then stamp them with it."""
     try:
-        if _STAMP.read_text() == digest:
+        if stamp.read_text() == digest:
             return
     except OSError:
         pass
-    for path in _ROOT.rglob("__pycache__/*.nb[ic]"):
+    for path in cache_files:
         try:
             path.unlink()
         except OSError:  # another process starting at the same moment removed it first
             pass
     try:
-        _STAMP.parent.mkdir(exist_ok=True)
-        atomic_write(_STAMP, lambda f: f.write(digest.encode()))
+        stamp.parent.mkdir(exist_ok=True)
+        atomic_write(stamp, lambda f: f.write(digest.encode()))
     except OSError:  # read-only install: Numba then caches elsewhere (or not at all)
         pass
+
+
+def _drop_stale_cache() -> None:
+    """Delete slide_core's Numba cache files unless they were built from these sources."""
+    _drop_unless_stamped(_STAMP, sources_digest(), list(_ROOT.rglob("__pycache__/*.nb[ic]")))
+
+
+def drop_stale_cache_for(module_file: str | os.PathLike, *inputs: str | os.PathLike) -> None:
+    """For kernels outside slide_core compiled with these decorators: delete the Numba cache
+    files of `module_file` (its __file__) unless they were built from this very file, the
+    `inputs` its kernels freeze (modules whose constants or kernels they use) and this
+    policy (this file). Call it at the module's import, before its first decorator."""
+    module = Path(module_file).resolve()
+    files = {module, _POLICY, *(Path(f).resolve() for f in inputs)}
+    digest = _digest(Path("/"), files)
+    cache = module.parent / "__pycache__"
+    _drop_unless_stamped(cache / f"numba-sources-{module.stem}.sha256", digest,
+                         list(cache.glob(f"{module.stem}.*.nb[ic]")))
 
 
 _drop_stale_cache()
@@ -103,4 +130,4 @@ def run_threads(kernel, arg_tuples, n_threads: int | None = None) -> list:
         return list(ex.map(lambda a: kernel(*a), arg_tuples))
 
 
-__all__ = ["jit", "jit_fast", "jit_parallel", "jit_parallel_fast", "run_threads"]
+__all__ = ["jit", "jit_fast", "jit_parallel", "jit_parallel_fast", "run_threads", "drop_stale_cache_for"]

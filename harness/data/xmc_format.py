@@ -5,8 +5,9 @@ bit-identical; formatting in a kernel keeps writing an Amazon-sized file to seco
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from slide_core._numba import drop_stale_cache_for, jit
 
 # The bytes of the XMC text format, for this writer and the parser (xmc_parse). Numba freezes
 # them into both modules' compiled kernels (and on-disk caches): ASCII, they never change.
@@ -22,10 +23,12 @@ DOT = 46
 ZERO = 48
 LOWER_E = 101  # 'e'; 'E' is LOWER_E with bit 5 cleared (c | 32 == LOWER_E reads both)
 
-_njit = numba.njit(cache=True, nogil=True)
+# the engine's Numba policy (cache, nogil; no fastmath: the digits must be exact), and its
+# stale-cache rule: this module's cache goes when this file or the policy changes
+drop_stale_cache_for(__file__)
 
 
-@_njit
+@jit
 def _put_uint(out, pos, v):
     """Decimal digits of a non-negative int at out[pos:]; returns the new position."""
     if v == 0:
@@ -42,7 +45,7 @@ def _put_uint(out, pos, v):
     return pos + n
 
 
-@_njit
+@jit
 def _nine_digits(x, e):
     """round(x / 10**(e - 8)): the 9 leading significant digits of x, given e ~ floor(log10 x)."""
     k = 8 - e
@@ -51,7 +54,7 @@ def _nine_digits(x, e):
     return np.int64(x / 10.0 ** (-k) + 0.5)
 
 
-@_njit
+@jit
 def _put_float(out, pos, v):
     """Like '%.9g': 9 significant digits, enough for any float32 to read back bit-identical."""
     if v == 0.0:
@@ -116,7 +119,7 @@ FEATURE_BYTES = 28
 ROW_BYTES = 2
 
 
-@_njit
+@jit
 def format_rows(f_indptr, f_indices, f_data, l_indptr, l_indices, lo, hi, out):
     """XMC text of rows lo..hi-1 into out (sized with the *_BYTES bounds); returns bytes used."""
     pos = 0

@@ -10,11 +10,12 @@ a Numba exception cannot carry the file name and formatting a message in nopytho
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from harness.data import xmc_format
 from harness.data.xmc_format import (COLON, COMMA, CR, DOT, LOWER_E, MINUS, NL, PLUS, SP, TAB,
                                          ZERO)
+from slide_core._numba import drop_stale_cache_for, jit
 
 # Error codes returned by parse_body (err[0]); 0 = no error.
 E_MALFORMED_FEATURE = 1
@@ -37,20 +38,23 @@ _FLOAT32_OVERFLOW = 3.4028235677973366e38
 # Powers of ten that float64 holds exactly: one division by these rounds correctly.
 _POW10 = 10.0 ** np.arange(23, dtype=np.float64)
 
-_njit = numba.njit(cache=True, nogil=True)
+# the engine's Numba policy (cache, nogil; no fastmath: values must parse exactly), and its
+# stale-cache rule: the compiled parser freezes xmc_format's byte constants, so a change there
+# (or here, or to the policy) drops this module's cache
+drop_stale_cache_for(__file__, xmc_format.__file__)
 
 
-@_njit
+@jit
 def _is_space(c):
     return c == SP or c == TAB or c == CR
 
 
-@_njit
+@jit
 def _is_digit(c):
     return c >= ZERO and c <= ZERO + 9
 
 
-@_njit
+@jit
 def count_separators(buf, start, end):
     """Numbers of ':', ',' and '\n' bytes in buf[start:end]: upper bounds for the feature and
     label arrays and for the number of rows."""
@@ -65,7 +69,7 @@ def count_separators(buf, start, end):
     return n_colon, n_comma, n_newline
 
 
-@_njit
+@jit
 def _parse_uint(buf, a, b):
     """Digits in buf[a:b] as an int, saturating at _INT_CAP; -1 if empty or not all digits."""
     if a >= b:
@@ -80,7 +84,7 @@ def _parse_uint(buf, a, b):
     return v
 
 
-@_njit
+@jit
 def _matches_word(buf, a, b, word):
     """buf[a:b] equals the lower-case ASCII `word` (a uint8 array), ignoring case."""
     if b - a != len(word):
@@ -96,13 +100,13 @@ _INF = np.frombuffer(b"inf", dtype=np.uint8).copy()
 _INFINITY = np.frombuffer(b"infinity", dtype=np.uint8).copy()
 
 
-@_njit
+@jit
 def _is_nonfinite_word(buf, a, b):
     return (_matches_word(buf, a, b, _NAN) or _matches_word(buf, a, b, _INF)
             or _matches_word(buf, a, b, _INFINITY))
 
 
-@_njit
+@jit
 def _parse_float(buf, a, b):
     """Decimal float that must fill buf[a:b] -> (value, status); status 0 ok, 1 malformed,
     2 non-finite (nan, inf, or beyond float32's range)."""
@@ -117,7 +121,7 @@ def _parse_float(buf, a, b):
     return v, status
 
 
-@_njit
+@jit
 def _parse_number(buf, a, b):
     """The decimal number starting at buf[a] (not past b) -> (value, status, stop): stop is
     the first byte after it; status as in _parse_float (nan / inf words are not numbers here).
@@ -183,7 +187,7 @@ def _parse_number(buf, a, b):
     return (-v if neg else v), 0, i
 
 
-@_njit
+@jit
 def _sort_row(indices, data, lo, hi):
     """Sort indices[lo:hi] (and data alongside) ascending; no-op when already sorted,
     which is the common case in the public files."""
@@ -214,13 +218,13 @@ def _sort_row(indices, data, lo, hi):
             _sift_down(indices, data, lo, 0, last)
 
 
-@_njit
+@jit
 def _swap(indices, data, i, j):
     indices[i], indices[j] = indices[j], indices[i]
     data[i], data[j] = data[j], data[i]
 
 
-@_njit
+@jit
 def _sift_down(indices, data, lo, root, n):
     """Restore the max-heap property of indices[lo:lo+n] below `root` (heap-relative)."""
     while True:
@@ -235,7 +239,7 @@ def _sift_down(indices, data, lo, root, n):
         root = child
 
 
-@_njit
+@jit
 def _sort_unique_labels(labels, lo, hi):
     """Sort labels[lo:hi] in place and drop repeats; returns the new end."""
     for i in range(lo + 1, hi):
@@ -255,7 +259,7 @@ def _sort_unique_labels(labels, lo, hi):
     return w
 
 
-@_njit
+@jit
 def _fail(err, code, line, value, pos):
     err[0] = code
     err[1] = line
@@ -263,7 +267,7 @@ def _fail(err, code, line, value, pos):
     err[3] = pos
 
 
-@_njit
+@jit
 def parse_body(buf, pos, end, first_line, n_rows, n_features, n_labels,
                f_indptr, f_indices, f_data, l_indptr, l_indices, err):
     """Parse n_rows point lines of buf[pos:end] into the given arrays.
