@@ -1,6 +1,5 @@
-"""`python -m reports {figure3,iterations,table,scaling,sublinear,retrieval,sparsity_tradeoff,all}
---experiment NAME [--sweep-id ID|latest] [--tracking-uri URI] [--out DIR]`: reports from MLflow
-alone."""
+"""`python -m reports {REPORT,all} --experiment NAME [--sweep-id ID|latest] [--tracking-uri URI]
+[--out DIR]`: reports from MLflow alone (`--help` lists the reports: reports.build.REPORTS)."""
 from __future__ import annotations
 
 import argparse
@@ -33,10 +32,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m reports",
         description="SLIDE Bench figures and tables from MLflow runs (reads MLflow only).")
     p.add_argument("report", choices=[*REPORTS, "all"],
-                   help="which report; 'all' = figure3, iterations, table, plus scaling / "
-                        "sublinear when the runs vary threads / data.n_labels, retrieval when "
-                        "SLIDE runs logged retrieval metrics, sparsity_tradeoff when SLIDE "
-                        "runs use two budgets or more")
+                   help="which report: " + "; ".join(f"{r.name}: {r.about}" for r in REPORTS.values())
+                        + "; all: each of these that the runs can fill")
     p.add_argument("--experiment", default="slide-bench",
                    help="MLflow experiment name (default: slide-bench, the harness's default)")
     p.add_argument("--sweep-id", default=None,

@@ -2,64 +2,80 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from reports.figures import FIGURES, has_retrieval, scaling, sparsity_tradeoff
+from reports.figures import (figure3, has_retrieval, iterations, retrieval, scaling, sparsity_tradeoff,
+                             sublinear)
 from reports.load import load_histories, load_runs
 from reports.table import DEFAULT_FRACTIONS, budgets_vary, write_table, write_tradeoff_table
 
 logger = logging.getLogger(__name__)
 
-REPORTS: tuple[str, ...] = ("figure3", "iterations", "table", "scaling", "sublinear",
-                             "retrieval", "sparsity_tradeoff")
+Runs = pd.DataFrame
+# (runs, histories, out_dir, fractions, method) -> the files written
+Writer = Callable[[Runs, pd.DataFrame, Path, Sequence[float], str], list[Path]]
 
 
-def varies(runs: pd.DataFrame, column: str) -> bool:
+@dataclass(frozen=True)
+class Report:
+    """One report: how it is written, when `all` writes it, and the words of the CLI's help."""
+
+    name: str
+    write: Writer
+    wanted: Callable[[Runs], bool]  # does `all` write it for these runs?
+    about: str  # what it shows, and when `all` includes it
+
+
+def varies(runs: Runs, column: str) -> bool:
     """Whether the finished runs of the sweep take more than one value of `column`."""
     done = runs[runs["status"] == "finished"]
     return column in done.columns and done[column].nunique(dropna=True) > 1
 
 
-def auto_reports(runs: pd.DataFrame) -> list[str]:
-    """What `all` writes: always figure3, iterations and the table; scaling when threads
-    vary, sublinear when data.n_labels varies (otherwise those figures have one point);
-    retrieval when some run logged SLIDE's retrieval metrics (other models have none);
-    sparsity_tradeoff when SLIDE runs of one problem use two budgets or more."""
-    chosen = ["figure3", "iterations", "table"]
-    if varies(runs, "threads"):
-        chosen.append("scaling")
-    if varies(runs, "data.n_labels"):
-        chosen.append("sublinear")
-    if has_retrieval(runs):
-        chosen.append("retrieval")
-    if budgets_vary(runs):
-        chosen.append("sparsity_tradeoff")
-    return chosen
+def _always(runs: Runs) -> bool:
+    return True
 
 
-def write_reports(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path,
+# The one list of reports: the CLI's choices and help, `all` and the sweep's end read it. A new
+# report is a function (reports.figures or reports.table) and one entry here (docs/extending.md).
+REPORTS: dict[str, Report] = {r.name: r for r in (
+    Report("figure3", lambda runs, hist, out, fractions, method: figure3(runs, hist, out), _always,
+           "P@1 against training time, one curve per run (always)"),
+    Report("iterations", lambda runs, hist, out, fractions, method: iterations(runs, hist, out), _always,
+           "P@1 and loss against training iteration (always)"),
+    Report("table", write_table, _always,
+           "time to accuracy and speed-ups, markdown and CSV (always)"),
+    Report("scaling", lambda runs, hist, out, fractions, method: scaling(runs, hist, out, fraction=fractions[len(fractions) // 2]),
+           lambda runs: varies(runs, "threads"), "samples/s and time to target against threads (when threads vary)"),
+    Report("sublinear", lambda runs, hist, out, fractions, method: sublinear(runs, hist, out),
+           lambda runs: varies(runs, "data.n_labels"), "seconds per sample against labels (when data.n_labels varies)"),
+    Report("retrieval", lambda runs, hist, out, fractions, method: retrieval(runs, hist, out), has_retrieval,
+           "SLIDE's retrieval quality over training (when SLIDE runs logged it)"),
+    Report("sparsity_tradeoff",  # the figure and its points as a table beside it
+           lambda runs, hist, out, fractions, method: [*sparsity_tradeoff(runs, hist, out),
+                                                       *write_tradeoff_table(runs, hist, out)],
+           budgets_vary, "final P@1 against the active fraction (when SLIDE runs use two budgets or more)"),
+)}
+
+
+def auto_reports(runs: Runs) -> list[str]:
+    """What `all` writes: the reports whose `wanted` says these runs can fill them."""
+    return [name for name, report in REPORTS.items() if report.wanted(runs)]
+
+
+def write_reports(runs: Runs, histories: pd.DataFrame, out_dir: Path,
                   which: Sequence[str], fractions: Sequence[float] = DEFAULT_FRACTIONS,
                   method: str = "interpolate") -> dict[str, list[Path]]:
     """Writes each named report into out_dir; returns {name: paths written}."""
     unknown = set(which) - set(REPORTS)
     if unknown:
-        raise ValueError(f"unknown reports {sorted(unknown)}; choose from {REPORTS}")
-    written: dict[str, list[Path]] = {}
-    for name in which:
-        if name == "table":
-            written[name] = write_table(runs, histories, out_dir, fractions, method)
-        elif name == "scaling":
-            written[name] = scaling(runs, histories, out_dir, fraction=fractions[len(fractions) // 2])
-        elif name == "sparsity_tradeoff":  # the figure and its points as a table beside it
-            written[name] = [*sparsity_tradeoff(runs, histories, out_dir),
-                             *write_tradeoff_table(runs, histories, out_dir)]
-        else:
-            written[name] = FIGURES[name](runs, histories, out_dir)
-    return written
+        raise ValueError(f"unknown reports {sorted(unknown)}; choose from {list(REPORTS)}")
+    return {name: REPORTS[name].write(runs, histories, out_dir, fractions, method) for name in which}
 
 
 def build(client: MlflowClient, experiment: str, sweep_id: str | None, out_dir: Path,

@@ -1,7 +1,7 @@
 """The report figures, drawn from the tidy tables of reports.load (never from MLflow directly)
 with the look of reports.style; every function writes <stem>.png and <stem>.svg into out_dir
 and returns their paths. `python -m reports NAME --experiment EXP [--sweep-id ID] [--out DIR]`
-draws one by name (FIGURES).
+draws one by name (reports.build.REPORTS, the one list of reports).
 
 - figure3: P@1 (eval subset) against the training clock time/train_s, log x, one curve per run
   coloured by model, one panel per dataset: the SLIDE paper's Figure 3.
@@ -382,8 +382,3 @@ def sparsity_tradeoff(runs: pd.DataFrame, histories: pd.DataFrame, out_dir: Path
         _tradeoff_panel(ax, f"Sparsity trade-off — {dataset}, {labels} labels",
                         _of_problem(points, dataset, labels), _of_problem(levels, dataset, labels), looks)
     return save(fig, out_dir, stem)
-
-
-FIGURES = {"figure3": figure3, "iterations": iterations, "scaling": scaling,
-           "sublinear": sublinear, "retrieval": retrieval,
-           "sparsity_tradeoff": sparsity_tradeoff}
