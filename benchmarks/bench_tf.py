@@ -213,7 +213,7 @@ def main(argv=None) -> dict:
     result = {
         "model": a.model, "shape": [a.features, a.hidden, a.labels], "batch": a.batch,
         "threads": a.threads, "inter_op": tags.get("inter_op_threads"), "jit": tags.get("jit_compile"),
-        "adam": tags.get("adam"),
+        "optimizer": tags.get("optimizer"),
         "n_sampled": tags.get("n_sampled"), "steps": a.steps,
         "s_per_step_median": med, "s_per_step_min": min(times) if times else None,
         "samples_per_s": a.batch / med if med else None,

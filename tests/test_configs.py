@@ -96,7 +96,7 @@ def test_model_slide_yaml_repeats_the_engines_defaults_and_nothing_else(hydra_co
     assert set(params) == set(adapter), "slide.yaml and SlideModel take the same options"
     for key, value in params.items():
         assert value == adapter[key], f"slide.yaml {key}: {value!r}, adapter default {adapter[key]!r}"
-        # sparsity: the engine's default layer is dense; optimizer: null takes train.adam
-        if key in engine and key not in ("sparsity", "optimizer"):
+        # sparsity: the engine's default layer is dense; adam: null takes train.adam
+        if key in engine and key not in ("sparsity", "adam"):
             assert value == engine[key], f"slide.yaml {key}: {value!r}, engine default {engine[key]!r}"
     assert hydra_compose([]).network.init_std == ModelContext.init_std

@@ -75,7 +75,7 @@ def test_protocol_and_warmup_leaves_state_unchanged(threads):
         assert {k: d[k] for k in engine} == pytest.approx(engine)
     assert m.diagnostics()["slide/batches"] == 0  # reading them resets them
     tags = m.describe()
-    assert tags["slide.optimizer_mode"] == "lazy" and tags["slide.hash_family"] == "dwta"
+    assert tags["optimizer"] == "adam_lazy" and tags["slide.hash_family"] == "dwta"
     q = m.eval_diagnostics(x, y)
     rq = m.net.retrieval_quality(x, y)
     assert q["slide/eval_retrieved_mean"] == rq["retrieved_mean"] > 0
@@ -129,7 +129,7 @@ def test_reference_config_is_the_reference():
     """model=slide_reference holds the C++ code's settings (Config.h / Config_amz.csv / Layer.cpp)."""
     p = _model_params("slide_reference")
     assert (p.hash_family, p.K, p.L, p.range_pow, p.bin_size, p.bucket_capacity) == ("dwta", 6, 50, 18, 8, 128)
-    assert (p.packing, p.insertion, p.optimizer, p.strategy) == ("reference_ln", "fifo", "dense", "vanilla")
+    assert (p.packing, p.insertion, p.adam, p.strategy) == ("reference_ln", "fifo", "dense", "vanilla")
     assert p.retrieval_cap is None and p.padding and p.active_budget == 1000 and not p.log_q_correction
     assert (p.rehash_every, p.rebuild_every, p.threshold, p.bias_init_std) == (50, 1000, 3, 0.01)
     m = instantiate(OmegaConf.merge(p, {"range_pow": 8, "L": 4}), _partial_=True)(ctx=ctx())

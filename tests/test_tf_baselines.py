@@ -249,7 +249,7 @@ def test_lazy_adam_in_tf_sampled_equals_the_reference_on_touched_rows(tfm, jit):
     ctx = make_ctx(lr=3e-2, adam="lazy")
     model = tfm.TFSampledSoftmaxModel(ctx, jit_compile=jit)
     net = model.net
-    assert net.adam_mode == "lazy" and model.describe()["adam"] == "lazy"
+    assert net.adam_mode == "lazy" and model.describe()["optimizer"] == "adam_lazy"
     model.warmup(*make_batch(0))
     for t in (1, 2):
         x, y = make_batch(t)

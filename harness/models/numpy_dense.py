@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+import contract
 from harness.data.csr import CSR
 from harness.models.base import ModelContext
 from harness.models.init import initial_weights
@@ -186,7 +187,7 @@ class NumpyDenseModel:
         from threadpoolctl import threadpool_info
 
         blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
-        return {"optimizer": f"adam_{self.ctx.adam}", "adam": self.ctx.adam, "backend": "numpy+scipy",
+        return {contract.OPTIMIZER: f"adam_{self.ctx.adam}", "backend": "numpy+scipy",
                 "threads": str(max(blas) if blas else self.ctx.threads)}
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from dataclasses import fields
 import numba
 import numpy as np
 
+import contract
 from harness.data.csr import CSR
 from harness.models.base import ModelContext
 from harness.models.init import initial_weights
@@ -39,7 +40,7 @@ class SlideModel:
                  log_q_correction: bool = _LAYER["log_q_correction"], threshold: int = _LAYER["threshold"],
                  tail_law: str = _LAYER["tail_law"], shared_tail: int = _LAYER["shared_tail"],
                  center_rows: bool = _LAYER["center_rows"], rerank_pool: float = _LAYER["rerank_pool"],
-                 optimizer: str | None = None, schedule: str = _NET["schedule"],
+                 adam: str | None = None, schedule: str = _NET["schedule"],
                  rehash_every: int = _NET["rehash_every"], rebuild_every: int = _NET["rebuild_every"],
                  schedule_n0: int = _NET["schedule_n0"], schedule_lambda: float = _NET["schedule_lambda"],
                  drift_check_every: int = _NET["drift_check_every"], drift_probe: int = _NET["drift_probe"],
@@ -61,7 +62,7 @@ class SlideModel:
             center_rows=bool(center_rows), rerank_pool=float(rerank_pool))
         self.config = NetworkConfig(
             n_features=ctx.n_features, layers=(*(LayerConfig(int(h)) for h in ctx.hidden), output),
-            lr=ctx.lr, beta1=ctx.beta1, beta2=ctx.beta2, eps=ctx.eps, optimizer=optimizer or ctx.adam,
+            lr=ctx.lr, beta1=ctx.beta1, beta2=ctx.beta2, eps=ctx.eps, optimizer=adam or ctx.adam,
             schedule=schedule,
             rehash_every=int(rehash_every), rebuild_every=int(rebuild_every), schedule_n0=int(schedule_n0),
             schedule_lambda=float(schedule_lambda), drift_check_every=int(drift_check_every),
@@ -162,10 +163,8 @@ class SlideModel:
     def describe(self) -> dict[str, str]:
         out = self.config.layers[-1]
         return {
-            "threads": str(self.threads),  # what the kernels run on (serial: 1)
-            "optimizer": f"adam_{self.config.optimizer}",
-            "adam": self.config.optimizer,
-            "slide.optimizer_mode": self.config.optimizer,
+            contract.THREADS: str(self.threads),  # what the kernels run on (serial: 1)
+            contract.OPTIMIZER: f"adam_{self.config.optimizer}",
             "slide.hash_family": out.hash_family,
             "slide.strategy": out.strategy,
             "slide.packing": out.packing,

@@ -17,6 +17,7 @@ import logging
 
 import numpy as np
 
+import contract
 from harness.data.csr import CSR
 from harness.models.base import JobSkipped, ModelContext
 from harness.models.init import initial_weights
@@ -108,21 +109,21 @@ class _TFModel:
         from baselines.devices import onednn_state
 
         tags = {
-            "threads": str(self.intra_op),  # the intra-op pool actually in force
-            "device": self.device,
+            contract.THREADS: str(self.intra_op),  # the intra-op pool actually in force
+            contract.DEVICE: self.device,
             "tf_device": self.tf_device,
             "lib.tensorflow": tf.__version__,
             "onednn": onednn_state(),
             "jit_compile": str(self.net.jit_compile).lower(),
             "intra_op_threads": str(self.intra_op),
             "inter_op_threads": str(self.inter_op),
-            "adam": "dense",  # fused ResourceApplyAdam, every weight every step (a full softmax touches every output row)
-            "optimizer": "adam_dense",
+            # fused ResourceApplyAdam, every weight every step (a full softmax touches every output row)
+            contract.OPTIMIZER: "adam_dense",
             "first_layer": "embedding bag (gather + unsorted_segment_sum)",
             "eval_chunk": str(self.net.eval_chunk),
         }
         if self.gpu_model:
-            tags["gpu_model"] = self.gpu_model
+            tags[contract.GPU_MODEL] = self.gpu_model
         return tags
 
     def close(self) -> None:
@@ -181,8 +182,7 @@ class TFSampledSoftmaxModel(_TFModel):
         tags = super().describe()
         tags["n_sampled"] = str(self.n_sampled)
         tags["sampler"] = f"{self.sampler_kind}, unique, shared by the batch (numpy twin of TF's)"
-        tags["adam"] = self.adam_mode
-        tags["optimizer"] = f"adam_{self.adam_mode}"
+        tags[contract.OPTIMIZER] = f"adam_{self.adam_mode}"
         return tags
 
     def diagnostics(self) -> dict[str, float]:
