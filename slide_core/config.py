@@ -41,10 +41,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from slide_core.hashing.families import FAMILIES, by_name
 from slide_core.sizing import auto_K, expected_retrieved
 from slide_core.tail import LAWS
 
-HASH_FAMILIES = ("dwta", "wta", "simhash", "doph")
 STRATEGIES = ("vanilla", "threshold", "topk", "random", "oracle")
 TABLE_STRATEGIES = ("vanilla", "threshold", "topk")  # the ones that need hash tables
 POLICIES = ("reservoir", "fifo")
@@ -110,7 +110,7 @@ class LayerConfig:
         object.__setattr__(self, "sparsity", float(self.sparsity))
         _check(self.K == "auto" or (isinstance(self.K, int) and not isinstance(self.K, bool)),
                f"K must be 'auto' or an int, got {self.K!r}")
-        _check(self.hash_family in HASH_FAMILIES, f"hash_family must be one of {HASH_FAMILIES}, got {self.hash_family!r}")
+        _check(self.hash_family in FAMILIES, f"hash_family must be one of {FAMILIES}, got {self.hash_family!r}")
         _check(self.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         _check(self.insertion in POLICIES, f"insertion must be one of {POLICIES}, got {self.insertion!r}")
         _check(self.packing in PACKINGS, f"packing must be one of {PACKINGS}, got {self.packing!r}")
@@ -123,8 +123,8 @@ class LayerConfig:
         _check(1 <= self.threshold <= self.L, f"threshold must be in [1, L={self.L}], got {self.threshold}")
         _check(self.retrieval_pool > 0, f"retrieval_pool must be > 0, got {self.retrieval_pool}")
         _check(self.min_padding >= 0, f"min_padding must be >= 0, got {self.min_padding}")
-        _check(not self.center_rows or self.hash_family == "simhash",
-               f"center_rows is implemented for SimHash only, not {self.hash_family!r}")
+        _check(not self.center_rows or by_name(self.hash_family).projections,
+               f"center_rows is implemented for SimHash only (sign projections), not {self.hash_family!r}")
         _check(self.rerank_pool == 0 or (self.rerank_pool >= 1 and self.strategy == "topk"),
                f"rerank_pool must be 0 (off) or >= 1 with strategy topk, got {self.rerank_pool!r}")
         _check(self.tail_law in LAWS, f"tail_law must be one of {LAWS}, got {self.tail_law!r}")

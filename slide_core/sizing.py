@@ -35,14 +35,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from slide_core.hashing.families import by_name
 from slide_core.hashing.packing import packing_layout
 
 MAX_AUTO_K = 16
-
-
-def code_range_of(family: str, bin_size: int) -> int:
-    """Values one hash code takes: 2 for SimHash (a sign bit), bin_size for WTA/DWTA/DOPH."""
-    return 2 if family == "simhash" else int(bin_size)
 
 
 def key_distribution(code_range: int, K: int, range_pow: int, packing: str) -> np.ndarray | int:
@@ -84,13 +80,14 @@ def _angle_weights(dim: int, points: int = 4001) -> tuple[np.ndarray, np.ndarray
 def expected_retrieved(n: int, family: str, K: int, L: int, *, bin_size: int = 8, range_pow: int = 18,
                        packing: str = "exact", capacity: int = 128, dim: int | None = None) -> float:
     """Expected size of the union of the L probed buckets at random weights (module docstring)."""
-    if family == "simhash" and dim is not None and dim >= 2:
+    fam = by_name(family)
+    if fam.projections and dim is not None and dim >= 2:  # the angle law of sign projections
         t, w = _angle_weights(dim)
         per_table = (1.0 - np.arccos(t) / np.pi) ** K
         # buckets over capacity keep a random `capacity` of their ~n 2^-K neurons
         keep = min(1.0, capacity * min(2.0 ** K, 2.0 ** range_pow) / n)
         return float(n * (1.0 - np.sum(w * (1.0 - keep * per_table) ** L)))
-    q = collision_probability(n, code_range_of(family, bin_size), K, range_pow, packing, capacity)
+    q = collision_probability(n, fam.code_range(bin_size), K, range_pow, packing, capacity)
     return n * (1.0 - (1.0 - q) ** L)
 
 

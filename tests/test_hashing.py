@@ -9,7 +9,10 @@ import pytest
 from slide_core.hashing import (FAMILIES, hash_dense, hash_dense_into, hash_rows, hash_sparse,
                                 hash_sparse_into,
                                 make_hash_functions, scratch_sizes)
+from slide_core.config import LayerConfig
+from slide_core.hashing.families import BY_CODE, by_name
 from slide_core.hashing.packing import finalize_key, packing_layout
+from slide_core.sizing import expected_retrieved
 
 try:
     from tests import reference_lsh as ref
@@ -223,6 +226,21 @@ def test_make_hash_functions_validates(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         make_hash_functions(**args)
+
+
+def test_one_registry_names_every_family_for_the_config_the_kernels_and_sizing():
+    """families.py is the one list: the config accepts exactly its names, make_hash_functions
+    gives each its code, sizing knows each."""
+    for code, name in enumerate(FAMILIES):
+        fam = by_name(name)
+        assert fam.code == code and BY_CODE[code] is fam
+        assert make_hash_functions(name, 16, 2, 3, 8, seed=0).family == code
+        assert LayerConfig(300, fan_in=16, hash_family=name, sparsity=0.1).hash_family == name
+        assert 0 < expected_retrieved(300, name, 2, 3, dim=16) <= 300
+    with pytest.raises(ValueError, match="hash_family must be one of"):
+        LayerConfig(300, hash_family="minhash")
+    with pytest.raises(ValueError, match="family must be one of"):
+        expected_retrieved(300, "minhash", 2, 3)
 
 
 def test_entry_points_validate_inputs():

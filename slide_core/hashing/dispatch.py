@@ -8,6 +8,33 @@ fill empty bins, and each table's K codes are packed into one key (packing.py).
 
 For the same vector given densely or sparsely (indices without duplicates; for SimHash
 sorted ascending, see simhash.py) the keys are identical.
+
+Adding a hash family. Numba compiles the family choice into the kernels (the batch step
+hashes inside its prange, where no Python table can be called), so the kernels branch on
+``hf.family`` with if/elif chains; everything the Python side knows of a family is one
+``Family`` row in families.py. A new family touches exactly:
+
+1. slide_core/hashing/<family>.py: its ``make_<family>`` (draws its arrays from the rng) and
+   its Numba ``<family>_dense_codes`` / ``<family>_sparse_codes`` (raw codes into
+   ``scratch_i[:K*L]``, scratch as its Family.scratch says).
+2. slide_core/hashing/families.py: the next integer code (after DOPH; codes are stored in
+   checkpoints, never renumber) and its ``Family`` row in ``_ROWS`` (name, code,
+   projections, topk, draw, scratch). FAMILIES, make_hash_functions, scratch_sizes,
+   LayerConfig's checks, sizing.expected_retrieved / auto_K and the Python-level dispatch
+   below (_check_center, _hash_rows_into) read it from there.
+3. slide_core/hashing/dispatch.py: a branch in ``hash_dense_into`` and one in
+   ``hash_sparse_into``, and, if its empty bins must be densified, in ``_codes_to_keys``.
+4. Only if it needs an array no family has yet: a field in ``HashFunctions``
+   (slide_core/hashing/functions.py, with its empty default in make_hash_functions) and a
+   new ``FORMAT`` in slide_core/state.py (checkpoints save every HashFunctions field, and
+   older ones lack the new one).
+5. Only if its collision law is neither independent uniform codes nor sign projections: a
+   formula in slide_core/sizing.py, ``expected_retrieved``.
+6. tests/reference_lsh.py: its slow numpy reference, a branch in ``codes`` (and the code
+   range in ``keys``); tests/test_hashing.py runs over FAMILIES already.
+
+A blocked many-rows path (rows.py, ``block_supported``: DWTA with bin size 8) is an optional
+speed-up; without one, rows are hashed one at a time through ``hash_dense_into``.
 """
 from __future__ import annotations
 
@@ -18,7 +45,8 @@ from slide_core._numba import jit, run_threads
 from slide_core.hashing.densify import densified_code
 from slide_core.hashing.doph import doph_dense_codes, doph_sparse_codes
 from slide_core.hashing.dwta import dwta_dense_codes, dwta_sparse_codes
-from slide_core.hashing.functions import DOPH, DWTA, SIMHASH, WTA, HashFunctions, scratch_sizes
+from slide_core.hashing.families import BY_CODE, DOPH, DWTA, SIMHASH, WTA
+from slide_core.hashing.functions import HashFunctions, scratch_sizes
 from slide_core.hashing.packing import add_code, finalize_key
 from slide_core.hashing.rows import BLOCK, block_codes_and_keys, block_scratch_sizes, block_supported
 from slide_core.hashing.simhash import simhash_dense_codes, simhash_sparse_codes
@@ -198,8 +226,8 @@ def _check_center(hf: HashFunctions, center) -> None:
     (docs/retrieval.md: a trained output layer's rows all point away from the queries)."""
     if center is None:
         return
-    if hf.family != SIMHASH:
-        raise ValueError("hashing rows about a center is implemented for SimHash only")
+    if not BY_CODE[hf.family].projections:
+        raise ValueError("hashing rows about a center is implemented for SimHash only (sign projections)")
     _check_vec("center", center, np.float32, 1)
     if center.shape[0] != hf.dim:
         raise ValueError(f"center has length {center.shape[0]}, expected dim={hf.dim}")
@@ -249,7 +277,7 @@ def _hash_rows_into(hf: HashFunctions, W: np.ndarray, keys: np.ndarray, table_ma
     n = W.shape[0]
     if n == 0:
         return
-    if hf.family == SIMHASH:
+    if BY_CODE[hf.family].projections:
         _simhash_rows_into(hf, W, keys, table_major, center)
         return
     # chunks of whole BLOCKs, 4 per thread (pulled in order: balance on a busy machine);

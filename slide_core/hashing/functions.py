@@ -17,20 +17,16 @@ import numpy as np
 
 from slide_core.checks import check_int
 from slide_core.hashing.densify import MAX_ATTEMPTS_LIMIT, MAX_BINS
-from slide_core.hashing.dwta import make_bins
+from slide_core.hashing.families import BY_CODE, by_name
 from slide_core.hashing.packing import PACKINGS, packing_layout
-from slide_core.hashing.simhash import make_simhash
-from slide_core.hashing.wta import make_wta
 
-FAMILIES = ("simhash", "wta", "dwta", "doph")
-SIMHASH, WTA, DWTA, DOPH = 0, 1, 2, 3
 MAX_RANGE_POW = 30  # keys are int32; 2**30 buckets per table is already 4 GiB of offsets at L=1
 
 
 class HashFunctions(NamedTuple):
     """All hash functions of one layer (K*L codes). Build with ``make_hash_functions``."""
 
-    family: int        # index into FAMILIES
+    family: int        # Family.code (families.py): FAMILIES[family] is its name
     K: int             # codes per table
     L: int             # tables
     dim: int           # input dimension
@@ -61,8 +57,7 @@ def make_hash_functions(family: str, dim: int, K: int, L: int, range_pow: int, s
     Defaults follow the reference Config.h: bin_size 8 (binsize), SimHash density 1/3
     (Ratio 3), DOPH topk 30 (TOPK), 100 densification attempts.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    fam = by_name(family)
     if packing not in PACKINGS:
         raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}")
     dim = check_int("dim", dim, 1)
@@ -74,55 +69,33 @@ def make_hash_functions(family: str, dim: int, K: int, L: int, range_pow: int, s
     n_codes = K * L
     if n_codes >= MAX_BINS:
         raise ValueError(f"K*L must be < {MAX_BINS}, got {n_codes}")
-    fam = FAMILIES.index(family)
-    if fam == SIMHASH:
+    if fam.projections:
         if not 0.0 < float(simhash_density) <= 1.0:
             raise ValueError(f"simhash_density must be in (0, 1], got {simhash_density}")
-        bin_size, code_range, topk = 0, 2, 0
+        bin_size = 0
     else:
         bin_size = check_int("bin_size", bin_size, 2)
-        code_range = bin_size
-        topk = check_int("doph_topk", doph_topk, 1) if fam == DOPH else 0
-    code_bits, shifts, fold = packing_layout(packing, K, code_range, range_pow)
+    topk = check_int("doph_topk", doph_topk, 1) if fam.topk else 0
+    code_bits, shifts, fold = packing_layout(packing, K, fam.code_range(bin_size), range_pow)
 
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     a = int(rng.integers(1, 2**31)) | 1
     c = int(rng.integers(0, 2**31))
+    # every family's arrays exist (empty when unused): one NamedTuple type for all families
     i32_2d = np.zeros((0, 0), dtype=np.int32)
-    sim_R = np.zeros((0, 0), dtype=np.int8)
-    wta_idx, bin_of, pos_of, bin_coord, n_perm = i32_2d, i32_2d, i32_2d, i32_2d, 0
-    if fam == SIMHASH:
-        sim_R = make_simhash(rng, dim, n_codes, float(simhash_density))
-    elif fam == WTA:
-        wta_idx = make_wta(rng, dim, n_codes, bin_size)
-    else:
-        bin_of, pos_of, bin_coord = make_bins(rng, dim, n_codes, bin_size)
-        n_perm = bin_of.shape[1]
+    arrays = {"sim_R": np.zeros((0, 0), dtype=np.int8), "wta_idx": i32_2d, "bin_of": i32_2d, "pos_of": i32_2d,
+              "bin_coord": i32_2d, "n_perm": 0}
+    arrays.update(fam.draw(rng, dim, n_codes, bin_size, simhash_density))  # drawn after a, c: same seeds, same draws
+    n_perm = arrays.pop("n_perm")
     return HashFunctions(
-        family=fam, K=K, L=L, dim=dim, range_pow=range_pow, bin_size=bin_size,
+        family=fam.code, K=K, L=L, dim=dim, range_pow=range_pow, bin_size=bin_size,
         code_bits=code_bits, packing=PACKINGS.index(packing), fold=fold, topk=topk,
         n_perm=n_perm, max_attempts=max_attempts, densify_a=a, densify_c=c, seed=seed,
-        shifts=np.ascontiguousarray(shifts), sim_R=np.ascontiguousarray(sim_R),
-        wta_idx=np.ascontiguousarray(wta_idx), bin_of=np.ascontiguousarray(bin_of),
-        pos_of=np.ascontiguousarray(pos_of), bin_coord=np.ascontiguousarray(bin_coord))
+        shifts=np.ascontiguousarray(shifts), **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
 
 def scratch_sizes(hf: HashFunctions) -> tuple[int, int]:
-    """(n_float32, n_int32) scratch one hash_*_into call needs (at least 1 each).
-
-    int32 scratch holds the K*L raw codes, then (DOPH) the top-k heap's coordinates;
-    float32 scratch holds per-code accumulators (SimHash), best values and the gathered
-    slot values (DWTA: K*L*(1+bin_size)), the scattered input (WTA sparse: dim floats) or
-    the top-k heap's values (DOPH).
-    """
-    n_codes = hf.K * hf.L
-    if hf.family == SIMHASH:
-        n_f = n_codes
-    elif hf.family == DWTA:
-        n_f = n_codes * (1 + hf.bin_size)
-    elif hf.family == WTA:
-        n_f = hf.dim
-    else:
-        n_f = hf.topk
-    n_i = n_codes + (hf.topk if hf.family == DOPH else 0)
+    """(n_float32, n_int32) scratch one hash_*_into call needs (at least 1 each): the
+    family's Family.scratch (families.py says what each holds)."""
+    n_f, n_i = BY_CODE[hf.family].scratch(hf.K * hf.L, hf.dim, hf.bin_size, hf.topk)
     return max(n_f, 1), max(n_i, 1)

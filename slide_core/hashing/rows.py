@@ -24,7 +24,7 @@ import numpy as np
 
 from slide_core._numba import jit
 from slide_core.hashing.dwta import dwta_argmax_slots
-from slide_core.hashing.functions import DWTA
+from slide_core.hashing.families import DWTA
 from slide_core.hashing.packing import finalize_key
 
 BLOCK = 16  # rows per block: 16 float32 lanes = 64 bytes = one cache line per slot
