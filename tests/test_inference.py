@@ -67,6 +67,7 @@ def test_dense_topk_argument_checks():
         dense_topk(H, W, b, 3, threads=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["softmax", "sampled"])
 def test_tf_models_rank_with_dense_topk_like_a_stable_sort(kind):
     """The TF baselines' predict_topk (TF hidden activations + dense_topk) equals numpy's stable

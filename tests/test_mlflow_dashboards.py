@@ -101,7 +101,8 @@ def test_file_datasets_log_one_input_per_file_with_its_cache_key(tmp_path):
 
 def test_headline_speedups_are_the_measured_ratios_of_non_baseline_models():
     table = pd.DataFrame({
-        "model": ["slide", "tf_cpu", "tf_sampled"], "run": ["slide/d/0", "tf_cpu/d/1", "tf_sampled/d/2"],
+        "model": ["slide", "tf_cpu", "tf_sampled"], "role": ["slide", "dense", "sampled"],
+        "run": ["slide/d/0", "tf_cpu/d/1", "tf_sampled/d/2"],
         "speed-up vs tf_cpu @75%": [2.5, 1.0, 1.4], "speed-up vs tf_cpu @90%": [float("nan"), 1.0, 2.0]})
     assert headline_speedups(table) == {"speedup/slide_vs_tf_cpu_at_75pct": 2.5}
     two = pd.concat([table, table.iloc[[0]].assign(run="slide/d/3", **{"speed-up vs tf_cpu @75%": 3.0})])

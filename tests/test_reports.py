@@ -308,6 +308,7 @@ def test_empty_sweep_still_draws_an_explained_figure(fig_tables, tmp_path):
 
 # ----------------------------------------------------------------------------- entry points
 
+@pytest.mark.slow
 def test_cli_all_picks_scaling_when_threads_vary(store, tmp_path, capsys):
     assert cli(["all", "--experiment", "threads", "--tracking-uri", store["uri"],
                 "--out", str(tmp_path)]) == 0
@@ -340,6 +341,7 @@ def _hydra_config(tmp_path: Path, uri: str, experiment: str):
                              "tracking": {"uri": uri, "experiment": experiment}})
 
 
+@pytest.mark.slow
 def test_callback_writes_reports_into_the_sweep_and_logs_them_to_its_parent_run(store, tmp_path,
                                                                                capsys):
     client = store["client"]

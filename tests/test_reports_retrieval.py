@@ -191,6 +191,7 @@ def test_retrieval_notes_name_the_runs_without_lift(tables):
     assert all("strategy random retrieves nothing" in n for n in notes)
 
 
+@pytest.mark.slow
 def test_retrieval_is_built_when_runs_have_the_metrics_and_skipped_otherwise(store, tmp_path):
     with_metrics = build(store["client"], "strategies", SWEEP, tmp_path / "a")
     assert "retrieval" in with_metrics
@@ -290,6 +291,7 @@ def test_cli_writes_retrieval_and_tradeoff_with_its_table(store, tmp_path, capsy
     assert "| vanilla |" in md and "auto" in md
 
 
+@pytest.mark.slow
 def test_callback_logs_the_new_reports_of_a_strategy_sweep(store, tmp_path, capsys):
     client = store["client"]
     exp_id = client.create_experiment("strategy-callback", artifact_location=store["artifacts"])

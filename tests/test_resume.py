@@ -296,6 +296,7 @@ def test_config_hash_ignores_where_and_how_a_job_is_recorded():
     assert config_hash(cfg) != config_hash({**cfg, "seed": 1})
 
 
+@pytest.mark.slow
 def test_runs_whose_process_is_gone_are_ended_killed(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     experiment_id = ensure_store(uri, "e")

@@ -306,6 +306,7 @@ def test_numpy_sampler_follows_tensorflows_sampler(tfm):
     assert ours[0] > ours[-1]  # Zipfian: small ids are drawn more often
 
 
+@pytest.mark.slow
 def test_unigram_sampler_follows_tensorflows_fixed_unigram_sampler(tfm):
     """Same law as TF's unique fixed_unigram_candidate_sampler over (count + 1) weights."""
     import tensorflow as tf
