@@ -43,15 +43,15 @@ from mlflow.utils.mlflow_tags import (MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, M
 from omegaconf import DictConfig, OmegaConf
 
 import contract
-from harness.job_state import Checkpointer, checkpoint_folder, load_latest, owned_checkpoint_folder
 from harness.clock import Stopwatch
 from harness.data.batching import eval_subset
 from harness.data.datasets import Dataset, load_dataset
 from harness.evaluation import Evaluator
+from harness.job_state import Checkpointer, checkpoint_folder, load_latest, owned_checkpoint_folder
 from harness.loop import LoopSettings, LoopState, train_and_evaluate
 from harness.models.base import JobSkipped, ModelContext
 from harness.resume import (Heartbeat, claim_resume, config_hash, end_dead_runs,
-                                finished_run, repeat_group, resumable_run, runs_of_config)
+                            finished_run, repeat_group, resumable_run, runs_of_config)
 from harness.stopping import STOP_SIGNALS, JobInterrupted, StopSignals
 from harness.sweep_run import parent_run_id
 from harness.sysinfo import git_revision, machine_tags, reset_peak_rss, start_environment, thp_mode

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 import contract
 from harness.job_state import (CheckpointError, Checkpointer, list_checkpoints, load_latest, prune,
-                                     read_checkpoint, write_checkpoint)
+                               read_checkpoint, write_checkpoint)
 from harness.resume import config_hash, end_dead_runs, heartbeat_token, local_verdict
 from harness.tracking import Tracker, ensure_store
 from tests.conftest import ROOT, job_runs, run_cli, sweep_runs

@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.data import xmc_format
 from harness.data.xmc_format import (COLON, COMMA, CR, DOT, LOWER_E, MINUS, NL, PLUS, SP, TAB,
-                                         ZERO)
+                                      ZERO)
 from slide_core._numba import drop_stale_cache_for, jit
 
 # Error codes returned by parse_body (err[0]); 0 = no error.
