@@ -2,8 +2,8 @@
 fails when the config is composed, not an hour into a sweep.
 
 Types only: every value comes from conf/ (config.yaml and the groups), the one source of each
-default; a key the YAML forgot fails at compose as MISSING instead of taking a second default
-from here.
+default; a key the YAML forgot stays MISSING, and the job stops before it starts, naming the key
+(harness.job.run_job), instead of taking a second default from here.
 
 The `dataset` group has its own schema (harness.data.datasets.DatasetConfig). Model
 `params` stay open here because each model's typed __init__ is their schema: the job checks

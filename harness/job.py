@@ -389,7 +389,7 @@ def run_job(cfg: DictConfig, job: dict[str, Any]) -> str:
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.train.resume not in RESUME_MODES:
         raise ValueError(f"train.resume must be one of {RESUME_MODES}, got {cfg.train.resume!r}")
-    cfg_container = OmegaConf.to_container(cfg, resolve=True)
+    cfg_container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # a key conf/ forgot: fail here
     digest = config_hash(cfg_container)
     tags = {**base_tags(cfg, job), contract.CONFIG_HASH: digest, contract.REPEAT_GROUP: repeat_group(cfg_container)}
     experiment_id = ensure_store(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))

@@ -15,6 +15,7 @@ import matplotlib.markers as mmarkers
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 import contract
 from harness.config import register_configs
@@ -41,6 +42,7 @@ def model_configs():
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_declares_how_reports_show_it(model_configs, name):
     model = model_configs[name]
+    assert not OmegaConf.missing_keys(model), f"{name} leaves keys unset (the schema holds no defaults)"
     assert model.name == name  # runs are tagged by it; the file name is what users type
     assert model.role in contract.ROLES
     assert mcolors.is_color_like(model.colour), model.colour
@@ -86,3 +88,16 @@ def test_a_new_model_is_one_yaml_and_reaches_figure3(tmp_path):
     # as a baseline: SLIDE's speed-ups are measured against it
     assert any(c.startswith("speed-up vs my_dense") for c in rows["slide"])
     assert Path(sweep / "figure3.png").exists()
+
+
+@pytest.mark.slow
+def test_a_model_yaml_without_its_look_stops_the_job_naming_the_key(tmp_path):
+    extra = tmp_path / "my_conf"
+    (extra / "model").mkdir(parents=True)
+    (extra / "model" / "bare.yaml").write_text("defaults:\n  - model_schema\n  - _self_\nname: bare\nrole: dense\n"
+                                               "marker: o\nisolate: false\nenv: {}\nhuge_pages: false\ndevice: cpu\n"
+                                               "params:\n  _target_: harness.models.numpy_dense.NumpyDenseModel\n")
+    result = run_cli(["model=bare", f"hydra.searchpath=[file://{extra}]", "dataset=synthetic_tiny",
+                      "train.max_train_seconds=1"], tmp_path, timeout=300)
+    assert result.returncode != 0 and "model.colour" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists() or "bare" not in (tmp_path / "mlflow.db").read_bytes().decode(errors="ignore")
