@@ -36,7 +36,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Everything but the tests marked slow (end-to-end runs, anything over ~5 s), on every core
-# (pytest-xdist): 116-128 s on 2 cores with a warm Numba cache, for every edit.
+# (pytest-xdist): 99-128 s on 2 cores with a warm Numba cache, for every edit.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -n auto $(PYTEST_ARGS)
 
