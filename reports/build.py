@@ -41,25 +41,34 @@ def _always(runs: Runs) -> bool:
     return True
 
 
+def _drawn(draw: Callable[[Runs, pd.DataFrame, Path], list[Path]]) -> Writer:
+    """A figure's writer: it takes no targets and no time-to-target method."""
+    return lambda runs, histories, out, fractions, method: draw(runs, histories, out)
+
+
+def _scaling(runs: Runs, histories: pd.DataFrame, out: Path, fractions: Sequence[float], method: str) -> list[Path]:
+    return scaling(runs, histories, out, fraction=fractions[len(fractions) // 2])  # the middle target
+
+
+def _sparsity_tradeoff(runs: Runs, histories: pd.DataFrame, out: Path) -> list[Path]:
+    """The figure and its points as a table beside it."""
+    return [*sparsity_tradeoff(runs, histories, out), *write_tradeoff_table(runs, histories, out)]
+
+
 # The one list of reports: the CLI's choices and help, `all` and the sweep's end read it. A new
 # report is a function (reports.figures or reports.table) and one entry here (docs/extending.md).
 REPORTS: dict[str, Report] = {r.name: r for r in (
-    Report("figure3", lambda runs, hist, out, fractions, method: figure3(runs, hist, out), _always,
-           "P@1 against training time, one curve per run (always)"),
-    Report("iterations", lambda runs, hist, out, fractions, method: iterations(runs, hist, out), _always,
-           "P@1 and loss against training iteration (always)"),
-    Report("table", write_table, _always,
-           "time to accuracy and speed-ups, markdown and CSV (always)"),
-    Report("scaling", lambda runs, hist, out, fractions, method: scaling(runs, hist, out, fraction=fractions[len(fractions) // 2]),
-           lambda runs: varies(runs, "threads"), "samples/s and time to target against threads (when threads vary)"),
-    Report("sublinear", lambda runs, hist, out, fractions, method: sublinear(runs, hist, out),
-           lambda runs: varies(runs, "data.n_labels"), "seconds per sample against labels (when data.n_labels varies)"),
-    Report("retrieval", lambda runs, hist, out, fractions, method: retrieval(runs, hist, out), has_retrieval,
+    Report("figure3", _drawn(figure3), _always, "P@1 against training time, one curve per run (always)"),
+    Report("iterations", _drawn(iterations), _always, "P@1 and loss against training iteration (always)"),
+    Report("table", write_table, _always, "time to accuracy and speed-ups, markdown and CSV (always)"),
+    Report("scaling", _scaling, lambda runs: varies(runs, "threads"),
+           "samples/s and time to target against threads (when threads vary)"),
+    Report("sublinear", _drawn(sublinear), lambda runs: varies(runs, "data.n_labels"),
+           "seconds per sample against labels (when data.n_labels varies)"),
+    Report("retrieval", _drawn(retrieval), has_retrieval,
            "SLIDE's retrieval quality over training (when SLIDE runs logged it)"),
-    Report("sparsity_tradeoff",  # the figure and its points as a table beside it
-           lambda runs, hist, out, fractions, method: [*sparsity_tradeoff(runs, hist, out),
-                                                       *write_tradeoff_table(runs, hist, out)],
-           budgets_vary, "final P@1 against the active fraction (when SLIDE runs use two budgets or more)"),
+    Report("sparsity_tradeoff", _drawn(_sparsity_tradeoff), budgets_vary,
+           "final P@1 against the active fraction (when SLIDE runs use two budgets or more)"),
 )}
 
 

@@ -335,7 +335,7 @@ def headline_speedups(table: pd.DataFrame) -> dict[str, float]:
     bounds (those stay in the markdown table)."""
     speedup_cols = [c for c in table.columns if c.startswith("speed-up vs ")
                     and not c.endswith((*CI_SUFFIXES, BOUND_SUFFIX))]
-    rows = table[~table["role"].isin(contract.BASELINE_ROLES)]
+    rows = table[~table["model"].isin(baselines(table))]
     several = rows["model"].value_counts()
     metrics: dict[str, float] = {}
     for row in rows.to_dict("records"):
