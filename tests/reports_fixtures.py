@@ -14,16 +14,13 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
 
 import contract
-
-MODEL_CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+from tests.model_configs import MODELS, model_config
 
 
 @dataclass(frozen=True)
@@ -136,26 +133,15 @@ def _slide_params(run: FakeRun) -> dict[str, object]:
             "slide.sparsity": run.budget / run.n_labels, "slide.K": 6, "slide.L": 50}
 
 
-def _model_config(model: str) -> dict:
-    """conf/model/<model>.yaml merged over the model configs its defaults list names."""
-    own = OmegaConf.load(MODEL_CONF / f"{model}.yaml")
-    merged = OmegaConf.create()
-    for parent in own.get("defaults", []):
-        if isinstance(parent, str) and (MODEL_CONF / f"{parent}.yaml").exists():
-            merged = OmegaConf.merge(merged, _model_config(parent))
-    own.pop("defaults", None)
-    return OmegaConf.to_container(OmegaConf.merge(merged, own))
-
-
 @functools.cache
 def look_params(model: str) -> dict[str, str]:
     """The role, colour and marker params a harness job of ``model`` logs, from its config
     (none for a model without one: runs logged by another tool)."""
-    if not (MODEL_CONF / f"{model}.yaml").exists():
+    if model not in MODELS:
         return {}
-    config = _model_config(model)
-    return {contract.MODEL_ROLE: config["role"], contract.MODEL_COLOUR: config["colour"],
-            contract.MODEL_MARKER: config["marker"]}
+    config = model_config(model)
+    return {contract.MODEL_ROLE: config.role, contract.MODEL_COLOUR: config.colour,
+            contract.MODEL_MARKER: config.marker}
 
 
 def _tags(model: str, dataset: str, threads: int, sweep_id: str, status: str,

@@ -13,30 +13,20 @@ from pathlib import Path
 import matplotlib.colors as mcolors
 import matplotlib.markers as mmarkers
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 import contract
-from harness.config import register_configs
 from harness.job import check_model_params
 from reports.style import STRATEGY_COLOURS
 
-from tests.conftest import ROOT, run_cli
-
-CONF = ROOT / "conf"
-MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+from tests.conftest import run_cli
+from tests.model_configs import MODELS, model_config
 
 
 @pytest.fixture(scope="module")
 def model_configs():
     """conf/model/<name>.yaml as the job sees it, for every model."""
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        configs = {name: compose("config", overrides=[f"model={name}"]).model for name in MODELS}
-    GlobalHydra.instance().clear()
-    return configs
+    return {name: model_config(name) for name in MODELS}
 
 
 @pytest.mark.parametrize("name", MODELS)
